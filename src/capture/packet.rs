@@ -1,0 +1,33 @@
+//! The values that flow out of the capture stage: one framed SIP message with its addresses.
+
+use crate::clock::Timestamp;
+use std::net::SocketAddr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+/// One complete SIP message as framed by the capture stage, borrowed from a frame, a
+/// reassembled datagram or a TCP stream buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct SipPayload<'a> {
+    pub ts: Timestamp,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub transport: Transport,
+    pub bytes: &'a [u8],
+    /// Offsets of the Call-ID value inside `bytes`, found while framing.
+    pub call_id: Option<(usize, usize)>,
+}

@@ -1,0 +1,210 @@
+//! The one time source. Every stage asks a [`Clock`] for "now" so that tests and offline
+//! replays control time; nothing else in the crate may read the system clock directly.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Microseconds since the Unix epoch (UTC). Packet timestamps and clock readings share it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub const ZERO: Timestamp = Timestamp(0);
+
+    pub fn from_secs(secs: i64) -> Self {
+        Timestamp(secs.saturating_mul(1_000_000))
+    }
+
+    pub fn from_parts(secs: i64, micros: i64) -> Self {
+        Timestamp(secs.saturating_mul(1_000_000).saturating_add(micros))
+    }
+
+    pub fn as_secs(self) -> i64 {
+        self.0.div_euclid(1_000_000)
+    }
+
+    pub fn micros(self) -> i64 {
+        self.0
+    }
+
+    /// Whole milliseconds from `earlier` to `self`, never negative (capture clocks can step back).
+    pub fn millis_since(self, earlier: Timestamp) -> u64 {
+        (self.0.saturating_sub(earlier.0)).max(0) as u64 / 1000
+    }
+
+    pub fn saturating_add_secs(self, secs: u64) -> Timestamp {
+        Timestamp(self.0.saturating_add((secs as i64).saturating_mul(1_000_000)))
+    }
+
+    /// RFC 3339 with microseconds, UTC, e.g. `2026-11-29T14:03:07.123456Z`.
+    pub fn to_rfc3339(self) -> String {
+        let secs = self.as_secs();
+        let micros = self.0.rem_euclid(1_000_000);
+        let days = secs.div_euclid(86_400);
+        let tod = secs.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+            tod / 3600,
+            (tod % 3600) / 60,
+            tod % 60
+        )
+    }
+
+    /// Parses `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
+    pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+        let b = s.as_bytes();
+        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| -> Option<i64> {
+            let part = s.get(r)?;
+            if !part.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            part.parse().ok()
+        };
+        let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        if b[13] != b':' || b[16] != b':' {
+            return None;
+        }
+        let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+            return None;
+        }
+        let mut i = 19;
+        let mut micros = 0i64;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                if i - start < 6 {
+                    micros = micros * 10 + i64::from(b[i] - b'0');
+                }
+                i += 1;
+            }
+            if i == start {
+                return None;
+            }
+            for _ in (i - start)..6 {
+                micros *= 10;
+            }
+        }
+        let offset = match b.get(i)? {
+            b'Z' | b'z' if i + 1 == b.len() => 0,
+            sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
+                let off = num(i + 1..i + 3)? * 3600 + num(i + 4..i + 6)? * 60;
+                if *sign == b'+' {
+                    off
+                } else {
+                    -off
+                }
+            }
+            _ => return None,
+        };
+        let days = days_from_civil(y, mo, d);
+        let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset;
+        Some(Timestamp::from_parts(secs, micros))
+    }
+}
+
+// Howard Hinnant's civil-calendar algorithms: exact for the proleptic Gregorian calendar.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Where "now" comes from.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// The operating system's wall clock, for live capture.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let d = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(d.as_micros().min(i64::MAX as u128) as i64)
+    }
+}
+
+/// A clock that only moves when told to: tests, `--now`, and replay (driven by packet time).
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub fn new(at: Timestamp) -> Self {
+        ManualClock(AtomicI64::new(at.0))
+    }
+
+    pub fn set(&self, at: Timestamp) {
+        self.0.store(at.0, Ordering::Relaxed);
+    }
+
+    /// Moves forward only; an older packet timestamp never takes time backwards.
+    pub fn advance_to(&self, at: Timestamp) {
+        self.0.fetch_max(at.0, Ordering::Relaxed);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trip() {
+        let t = Timestamp::parse_rfc3339("2026-11-29T14:03:07.123456Z").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-11-29T14:03:07.123456Z");
+        assert_eq!(Timestamp::from_secs(0).to_rfc3339(), "1970-01-01T00:00:00.000000Z");
+        let leap = Timestamp::parse_rfc3339("2024-02-29T23:59:59Z").unwrap();
+        assert_eq!(leap.to_rfc3339(), "2024-02-29T23:59:59.000000Z");
+    }
+
+    #[test]
+    fn rfc3339_offsets_and_rejects() {
+        let a = Timestamp::parse_rfc3339("2026-11-29T15:03:07+01:00").unwrap();
+        let b = Timestamp::parse_rfc3339("2026-11-29T14:03:07Z").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(b.as_secs(), 1_795_960_987);
+        for bad in ["", "2026-11-29", "2026-13-01T00:00:00Z", "2026-11-29T14:03:07", "2026-11-29T14:03:07.Z", "x026-11-29T14:03:07Z"] {
+            assert!(Timestamp::parse_rfc3339(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn manual_clock_never_goes_back() {
+        let c = ManualClock::new(Timestamp::from_secs(10));
+        c.advance_to(Timestamp::from_secs(5));
+        assert_eq!(c.now(), Timestamp::from_secs(10));
+        c.advance_to(Timestamp::from_secs(11));
+        assert_eq!(c.now(), Timestamp::from_secs(11));
+    }
+}

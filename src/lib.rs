@@ -1,0 +1,19 @@
+//! shaken-sensor: a passive SIP / STIR-SHAKEN sensor for carrier network edges.
+//!
+//! Packets come in from libpcap (a live interface or a capture file), are decoded and
+//! reassembled ([`capture`]), parsed as SIP ([`sip`]), grouped into calls ([`dialog`]) and
+//! written out as one [`record::CallRecord`] per call. [`pipeline`] wires the stages together
+//! from a [`config::Config`]; every stage counts what it drops in [`metrics`].
+//!
+//! Modules are public so that tests, benchmarks and fuzz targets can drive each stage alone.
+
+pub mod capture;
+pub mod clock;
+pub mod config;
+pub mod dialog;
+pub mod export;
+pub mod metrics;
+pub mod peers;
+pub mod pipeline;
+pub mod record;
+pub mod sip;
