@@ -20,6 +20,8 @@ pub struct Frame {
     pub call_id: Option<(usize, usize)>,
     /// The datagram ended before Content-Length said it would; the body is cut short.
     pub truncated_body: bool,
+    /// Datagram only: Content-Length was not a number, so the datagram's end ended the message.
+    pub bad_content_length: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,8 +56,20 @@ impl FramingError {
 }
 
 const METHODS: &[&[u8]] = &[
-    b"INVITE", b"ACK", b"BYE", b"CANCEL", b"OPTIONS", b"REGISTER", b"PRACK", b"UPDATE", b"INFO",
-    b"REFER", b"NOTIFY", b"SUBSCRIBE", b"MESSAGE", b"PUBLISH",
+    b"INVITE",
+    b"ACK",
+    b"BYE",
+    b"CANCEL",
+    b"OPTIONS",
+    b"REGISTER",
+    b"PRACK",
+    b"UPDATE",
+    b"INFO",
+    b"REFER",
+    b"NOTIFY",
+    b"SUBSCRIBE",
+    b"MESSAGE",
+    b"PUBLISH",
 ];
 
 /// True when `buf` starts with a SIP status line or a request line of a known method with a
@@ -93,7 +107,9 @@ pub fn find_message_start(buf: &[u8]) -> Option<usize> {
 
 /// Leading CRLF keep-alives (RFC 5626 §3.5.1) before a message.
 pub fn keepalive_len(buf: &[u8]) -> usize {
-    buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count()
+    buf.iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count()
 }
 
 /// Finds the end of the message at the start of `buf`.
@@ -107,6 +123,7 @@ pub fn frame(buf: &[u8], mode: FrameMode, max_message: usize) -> FrameOutcome {
     let limit = buf.len().min(max_message);
     let mut call_id = None;
     let mut content_length: Option<usize> = None;
+    let mut bad_content_length = false;
     // Skip the start line.
     let Some(nl) = memchr(b'\n', &buf[..limit]) else {
         return incomplete_or_too_long(buf, mode, max_message);
@@ -130,10 +147,15 @@ pub fn frame(buf: &[u8], mode: FrameMode, max_message: usize) -> FrameOutcome {
             if is_header(name, b"call-id", b'i') && call_id.is_none() {
                 call_id = Some((value_start + lead, value_start + lead + value.len()));
             } else if is_header(name, b"content-length", b'l') {
-                match parse_decimal(value) {
-                    Some(n) if n <= max_message => content_length = Some(n),
-                    Some(_) => return FrameOutcome::Invalid(FramingError::BodyTooLarge),
-                    None => return FrameOutcome::Invalid(FramingError::BadContentLength),
+                match (parse_decimal(value), mode) {
+                    (Some(n), _) if n <= max_message => content_length = Some(n),
+                    (Some(_), _) => return FrameOutcome::Invalid(FramingError::BodyTooLarge),
+                    // A datagram's own end still bounds the message: keep it, flagged, as a
+                    // mature dissector does; a stream cannot be framed without the length.
+                    (None, FrameMode::Datagram) => bad_content_length = true,
+                    (None, FrameMode::Stream) => {
+                        return FrameOutcome::Invalid(FramingError::BadContentLength)
+                    }
                 }
             }
         }
@@ -158,6 +180,7 @@ pub fn frame(buf: &[u8], mode: FrameMode, max_message: usize) -> FrameOutcome {
         len: header_end + body,
         call_id,
         truncated_body,
+        bad_content_length,
     })
 }
 
@@ -179,7 +202,10 @@ fn trim_cr(line: &[u8]) -> &[u8] {
 }
 
 fn trim_ws_start(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(v.len());
+    let start = v
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(v.len());
     &v[start..]
 }
 
@@ -221,11 +247,16 @@ mod tests {
     #[test]
     fn stream_waits_for_body_and_splits_back_to_back_messages() {
         let cut = INVITE.len() - 4;
-        assert_eq!(frame(&INVITE[..cut], FrameMode::Stream, 65535), FrameOutcome::Incomplete);
+        assert_eq!(
+            frame(&INVITE[..cut], FrameMode::Stream, 65535),
+            FrameOutcome::Incomplete
+        );
         let resp = b"SIP/2.0 200 OK\r\nCall-ID: x\r\nContent-Length: 0\r\n\r\n";
         let mut two = resp.to_vec();
         two.extend_from_slice(resp);
-        let FrameOutcome::Complete(f) = frame(&two, FrameMode::Stream, 65535) else { panic!() };
+        let FrameOutcome::Complete(f) = frame(&two, FrameMode::Stream, 65535) else {
+            panic!()
+        };
         assert_eq!(f.len, resp.len());
     }
 
@@ -238,21 +269,30 @@ mod tests {
         );
         let bad = b"SIP/2.0 200 OK\r\nContent-Length: 1x\r\n\r\n";
         assert_eq!(
-            frame(bad, FrameMode::Datagram, 65535),
+            frame(bad, FrameMode::Stream, 65535),
             FrameOutcome::Invalid(FramingError::BadContentLength)
         );
+        let FrameOutcome::Complete(f) = frame(bad, FrameMode::Datagram, 65535) else {
+            panic!()
+        };
+        assert!(f.bad_content_length && f.len == bad.len());
         let endless = b"SIP/2.0 200 OK\r\nX: 1\r\n";
         assert_eq!(
             frame(endless, FrameMode::Datagram, 65535),
             FrameOutcome::Invalid(FramingError::HeadersTooLong)
         );
-        assert_eq!(frame(b"\x16\x03\x01garbage", FrameMode::Datagram, 65535), FrameOutcome::NotSip);
+        assert_eq!(
+            frame(b"\x16\x03\x01garbage", FrameMode::Datagram, 65535),
+            FrameOutcome::NotSip
+        );
     }
 
     #[test]
     fn datagram_with_short_body_is_flagged_not_dropped() {
         let m = b"INVITE sip:1@h SIP/2.0\r\nCall-ID: c\r\nContent-Length: 100\r\n\r\nv=0\r\n";
-        let FrameOutcome::Complete(f) = frame(m, FrameMode::Datagram, 65535) else { panic!() };
+        let FrameOutcome::Complete(f) = frame(m, FrameMode::Datagram, 65535) else {
+            panic!()
+        };
         assert!(f.truncated_body);
         assert_eq!(f.len, m.len());
     }

@@ -4,4 +4,11 @@
 //! Parsers take `&[u8]` and return views into it; they never allocate per message on the
 //! common path, never panic, and report malformed input as a typed [`error::SipError`].
 
+pub mod error;
 pub mod framing;
+pub mod header;
+pub mod message;
+pub mod parse;
+pub mod sdp;
+pub mod tn;
+pub mod uri;
