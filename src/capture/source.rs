@@ -1,1 +1,184 @@
-//! placeholder
+//! Packet sources: libpcap on a live interface or a capture file (pcap or pcapng). This is the
+//! only place that talks to libpcap (the crate's only FFI, through the `pcap` crate).
+//!
+//! A source hands out borrowed frames with their capture timestamp; it never interprets them.
+
+use crate::clock::Timestamp;
+use crate::config::CaptureConfig;
+use pcap::{Active, Capture, Offline};
+use std::os::unix::io::{AsRawFd, RawFd};
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot open capture file {path}: {source}")]
+    OpenFile { path: String, source: pcap::Error },
+    #[error("cannot open interface {iface}: {source}")]
+    OpenLive { iface: String, source: pcap::Error },
+    #[error("interface {iface}: BPF filter {filter:?} rejected: {source}")]
+    Filter {
+        iface: String,
+        filter: String,
+        source: pcap::Error,
+    },
+    #[error("reading {name}: {source}")]
+    Read { name: String, source: pcap::Error },
+}
+
+/// One captured frame, borrowed from libpcap's buffer until the next call.
+#[derive(Debug)]
+pub struct Frame<'a> {
+    pub ts: Timestamp,
+    pub data: &'a [u8],
+    /// Length on the wire; larger than `data.len()` when the snaplen cut the frame.
+    pub wire_len: u32,
+}
+
+pub enum Next<'a> {
+    Frame(Frame<'a>),
+    /// Live capture only: no packet within the read timeout (a chance to do periodic work).
+    Idle,
+    End,
+}
+
+/// libpcap's own counters for a live interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropCounters {
+    pub received: u64,
+    /// Dropped because the kernel buffer was full (ps_drop).
+    pub kernel: u64,
+    /// Dropped by the interface or driver (ps_ifdrop).
+    pub interface: u64,
+}
+
+enum Handle {
+    /// Non-blocking, with the descriptor to wait on: libpcap's own read timeout does not fire
+    /// on Linux while no packet arrives, which would leave the stop flag unchecked.
+    Live(Capture<Active>, RawFd),
+    File(Capture<Offline>),
+}
+
+pub struct PcapSource {
+    handle: Handle,
+    linktype: i32,
+    name: String,
+}
+
+/// A libpcap packet header's timestamp. `time_t` and `suseconds_t` differ in width between
+/// platforms, hence the casts.
+#[allow(clippy::unnecessary_cast)]
+pub fn packet_time(h: &pcap::PacketHeader) -> Timestamp {
+    Timestamp::from_parts(h.ts.tv_sec as i64, h.ts.tv_usec as i64)
+}
+
+/// Waits until `fd` is readable or `timeout_ms` passes (an interrupted wait just returns).
+fn wait_readable(fd: RawFd, timeout_ms: i32) {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is a valid, initialised pollfd that outlives the call, and nfds is 1.
+    unsafe {
+        libc::poll(&mut pfd, 1, timeout_ms);
+    }
+}
+
+/// Read timeout for live capture: bounds how long periodic work (timeouts, stats) waits.
+const LIVE_TIMEOUT_MS: i32 = 100;
+
+impl PcapSource {
+    pub fn open_file(path: &Path) -> Result<Self, SourceError> {
+        let cap = Capture::from_file(path).map_err(|source| SourceError::OpenFile {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(PcapSource {
+            linktype: cap.get_datalink().0,
+            handle: Handle::File(cap),
+            name: path.display().to_string(),
+        })
+    }
+
+    pub fn open_live(iface: &str, cfg: &CaptureConfig, filter: &str) -> Result<Self, SourceError> {
+        let open_err = |source| SourceError::OpenLive {
+            iface: iface.to_string(),
+            source,
+        };
+        let cap = Capture::from_device(iface)
+            .map_err(open_err)?
+            .snaplen(cfg.snaplen as i32)
+            .promisc(cfg.promiscuous)
+            .buffer_size((cfg.buffer_size_mb as i32).saturating_mul(1 << 20))
+            .timeout(LIVE_TIMEOUT_MS)
+            .open()
+            .map_err(open_err)?;
+        let mut cap = cap.setnonblock().map_err(open_err)?;
+        cap.filter(filter, true)
+            .map_err(|source| SourceError::Filter {
+                iface: iface.to_string(),
+                filter: filter.to_string(),
+                source,
+            })?;
+        let linktype = cap.get_datalink().0;
+        let fd = cap.as_raw_fd();
+        Ok(PcapSource {
+            linktype,
+            handle: Handle::Live(cap, fd),
+            name: iface.to_string(),
+        })
+    }
+
+    pub fn linktype(&self) -> i32 {
+        self.linktype
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn is_live(&self) -> bool {
+        matches!(self.handle, Handle::Live(..))
+    }
+
+    pub fn next_frame(&mut self) -> Result<Next<'_>, SourceError> {
+        let result = match &mut self.handle {
+            Handle::Live(c, fd) => {
+                let fd = *fd;
+                match c.next_packet() {
+                    Err(pcap::Error::TimeoutExpired) => {
+                        wait_readable(fd, LIVE_TIMEOUT_MS);
+                        return Ok(Next::Idle);
+                    }
+                    other => other,
+                }
+            }
+            Handle::File(c) => c.next_packet(),
+        };
+        match result {
+            Ok(p) => Ok(Next::Frame(Frame {
+                ts: packet_time(p.header),
+                data: p.data,
+                wire_len: p.header.len,
+            })),
+            Err(pcap::Error::TimeoutExpired) => Ok(Next::Idle),
+            Err(pcap::Error::NoMorePackets) => Ok(Next::End),
+            Err(source) => Err(SourceError::Read {
+                name: self.name.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// Kernel and interface drop counters (live only; files have none).
+    pub fn drops(&mut self) -> Option<DropCounters> {
+        match &mut self.handle {
+            Handle::Live(c, _) => c.stats().ok().map(|s| DropCounters {
+                received: s.received.into(),
+                kernel: s.dropped.into(),
+                interface: s.if_dropped.into(),
+            }),
+            Handle::File(_) => None,
+        }
+    }
+}
