@@ -33,7 +33,10 @@ impl Timestamp {
     }
 
     pub fn saturating_add_secs(self, secs: u64) -> Timestamp {
-        Timestamp(self.0.saturating_add((secs as i64).saturating_mul(1_000_000)))
+        Timestamp(
+            self.0
+                .saturating_add((secs as i64).saturating_mul(1_000_000)),
+        )
     }
 
     /// RFC 3339 with microseconds, UTC, e.g. `2026-11-29T14:03:07.123456Z`.
@@ -183,7 +186,10 @@ mod tests {
     fn rfc3339_round_trip() {
         let t = Timestamp::parse_rfc3339("2026-11-29T14:03:07.123456Z").unwrap();
         assert_eq!(t.to_rfc3339(), "2026-11-29T14:03:07.123456Z");
-        assert_eq!(Timestamp::from_secs(0).to_rfc3339(), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            Timestamp::from_secs(0).to_rfc3339(),
+            "1970-01-01T00:00:00.000000Z"
+        );
         let leap = Timestamp::parse_rfc3339("2024-02-29T23:59:59Z").unwrap();
         assert_eq!(leap.to_rfc3339(), "2024-02-29T23:59:59.000000Z");
     }
@@ -194,7 +200,14 @@ mod tests {
         let b = Timestamp::parse_rfc3339("2026-11-29T14:03:07Z").unwrap();
         assert_eq!(a, b);
         assert_eq!(b.as_secs(), 1_795_960_987);
-        for bad in ["", "2026-11-29", "2026-13-01T00:00:00Z", "2026-11-29T14:03:07", "2026-11-29T14:03:07.Z", "x026-11-29T14:03:07Z"] {
+        for bad in [
+            "",
+            "2026-11-29",
+            "2026-13-01T00:00:00Z",
+            "2026-11-29T14:03:07",
+            "2026-11-29T14:03:07.Z",
+            "x026-11-29T14:03:07Z",
+        ] {
             assert!(Timestamp::parse_rfc3339(bad).is_none(), "{bad}");
         }
     }

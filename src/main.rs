@@ -1,1 +1,178 @@
-fn main(){}
+//! The `shaken-sensor` command line: `run` (live capture), `replay` (capture files),
+//! `check-config`. Errors are reported with their context and a non-zero exit status.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use shaken_sensor::config::{self, Config, LogFormat};
+use shaken_sensor::pipeline::{self, Input, RunOptions};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "shaken-sensor",
+    version,
+    about = "Passive SIP / STIR-SHAKEN sensor: capture, verify, detect, record for traceback"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Capture live from the configured interfaces until SIGINT/SIGTERM.
+    Run {
+        #[arg(long, short, default_value = "/etc/shaken-sensor/sensor.toml")]
+        config: PathBuf,
+        /// CallRecords output (JSON lines): a path or "-" for stdout; overrides output.records.
+        #[arg(long)]
+        out: Option<String>,
+        /// Write the Prometheus metrics text here at exit.
+        #[arg(long)]
+        metrics_out: Option<PathBuf>,
+    },
+    /// Replay capture files (pcap or pcapng) through the same pipeline, as fast as possible.
+    Replay {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Configuration file (defaults to the built-in defaults, as in config/sensor.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// CallRecords output (JSON lines): a path or "-" for stdout; overrides output.records.
+        #[arg(long)]
+        out: Option<String>,
+        /// No progress line and no summary on stderr.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Also write the summary as JSON to this path.
+        #[arg(long)]
+        summary_json: Option<PathBuf>,
+        /// Write the Prometheus metrics text here at the end.
+        #[arg(long)]
+        metrics_out: Option<PathBuf>,
+    },
+    /// Validate a configuration file: prints "ok", or the error and exits with status 2.
+    CheckConfig {
+        #[arg(long, short, default_value = "/etc/shaken-sensor/sensor.toml")]
+        config: PathBuf,
+    },
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match cfg.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+}
+
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while shutting down exits at once.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
+            .context("installing signal handler")?;
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handler")?;
+    }
+    Ok(stop)
+}
+
+fn write_metrics(
+    path: Option<&Path>,
+    opts_metrics: &shaken_sensor::metrics::Metrics,
+) -> Result<()> {
+    if let Some(p) = path {
+        std::fs::write(p, opts_metrics.render())
+            .with_context(|| format!("writing metrics to {}", p.display()))?;
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("shaken-sensor: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::CheckConfig { config } => match config::load(&config) {
+            Ok(_) => {
+                println!("ok");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(ExitCode::from(2))
+            }
+        },
+        Command::Run {
+            config,
+            out,
+            metrics_out,
+        } => {
+            let cfg = config::load(&config).context("loading configuration")?;
+            init_logging(&cfg);
+            let stop = stop_flag()?;
+            let mut opts = RunOptions::new(stop);
+            opts.records_out = out;
+            let metrics = opts.metrics.clone();
+            tracing::info!(
+                interfaces = ?cfg.capture.interfaces,
+                filter = %cfg.bpf_filter(),
+                workers = cfg.worker_count(),
+                "capture starting"
+            );
+            let summary = pipeline::run(&cfg, Input::Live, opts).context("live capture")?;
+            tracing::info!(
+                packets = summary.packets,
+                sip_messages = summary.sip_messages,
+                calls = summary.calls,
+                "capture stopped"
+            );
+            write_metrics(metrics_out.as_deref(), &metrics)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay {
+            files,
+            config,
+            out,
+            quiet,
+            summary_json,
+            metrics_out,
+        } => {
+            let cfg = config::load::load_or_default(config.as_deref())
+                .context("loading configuration")?;
+            init_logging(&cfg);
+            let stop = stop_flag()?;
+            let mut opts = RunOptions::new(stop);
+            opts.records_out = out;
+            opts.progress = !quiet && std::io::stderr().is_terminal();
+            let metrics = opts.metrics.clone();
+            let summary = pipeline::run(&cfg, Input::Files(files), opts).context("replay")?;
+            if !quiet {
+                eprint!("{}", summary.to_text());
+            }
+            if let Some(p) = summary_json {
+                let json = serde_json::to_string_pretty(&summary)?;
+                std::fs::write(&p, json)
+                    .with_context(|| format!("writing summary to {}", p.display()))?;
+            }
+            write_metrics(metrics_out.as_deref(), &metrics)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,1 +1,177 @@
-//! placeholder
+//! The wire types every sink shares (DESIGN §5): a [`CallRecord`] per call, versioned by its
+//! `schema` field. Field names and nesting are a contract with the collector and the traceback
+//! store: add fields, never rename or re-nest them.
+
+use crate::capture::packet::Transport;
+use crate::clock::Timestamp;
+use serde::{Serialize, Serializer};
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+pub const CALL_SCHEMA: &str = "shaken-sensor/call/v1";
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct CallRecord {
+    pub schema: &'static str,
+    pub record_id: String,
+    pub sensor_id: Arc<str>,
+    #[serde(serialize_with = "rfc3339")]
+    pub observed_at: Timestamp,
+    pub call_id: String,
+    pub transport: Transport,
+    pub src: Endpoint,
+    pub dst: Endpoint,
+    pub upstream: Upstream,
+    pub orig_tn: Option<String>,
+    pub dest_tn: Option<String>,
+    pub from_user: Option<String>,
+    pub pai_user: Option<String>,
+    pub ruri_user: Option<String>,
+    pub user_agent: Option<String>,
+    pub shaken: ShakenResult,
+    pub dialog: DialogOutcome,
+    pub sdp: Option<SdpTraits>,
+    pub fingerprint: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub struct Endpoint {
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(a: SocketAddr) -> Self {
+        Endpoint {
+            ip: a.ip(),
+            port: a.port(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Upstream {
+    pub peer: Arc<str>,
+    pub ocn: Option<Arc<str>>,
+}
+
+/// The STIR/SHAKEN verdict. All null until verification runs on the call.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct ShakenResult {
+    pub verstat: Option<String>,
+    pub attest: Option<String>,
+    pub origid: Option<String>,
+    pub spc: Option<String>,
+    pub x5u: Option<String>,
+    pub iat: Option<i64>,
+    pub code: Option<u16>,
+    pub reason: Option<String>,
+    pub replayed: bool,
+    pub div: Vec<serde_json::Value>,
+    /// Identity header fields the INVITE carried (0 for an unsigned call).
+    pub identity_headers: u16,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EndedBy {
+    /// BYE from the calling side, or CANCEL before an answer.
+    Caller,
+    /// BYE from the called side, or a 3xx-6xx final response.
+    Callee,
+    /// No final response within `invite_timeout_s`, or no BYE within `max_call_duration_s`.
+    Timeout,
+    /// Closed early because the dialog table was full.
+    Evicted,
+    /// Still open when the sensor stopped or the replay ended.
+    Shutdown,
+}
+
+impl EndedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndedBy::Caller => "caller",
+            EndedBy::Callee => "callee",
+            EndedBy::Timeout => "timeout",
+            EndedBy::Evicted => "evicted",
+            EndedBy::Shutdown => "shutdown",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct DialogOutcome {
+    pub final_code: Option<u16>,
+    pub answered: bool,
+    /// From the INVITE to its final response (post-dial delay plus ringing).
+    pub ring_ms: Option<u64>,
+    /// From the answer (2xx) to the BYE.
+    pub duration_ms: Option<u64>,
+    pub ended_by: EndedBy,
+    /// The CANCEL that withdrew the INVITE, if any.
+    pub cancelled: bool,
+    #[serde(serialize_with = "rfc3339")]
+    pub ended_at: Timestamp,
+}
+
+/// Media traits of the INVITE's SDP offer: origin traits are fingerprint inputs.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct SdpTraits {
+    pub origin_user: Option<String>,
+    pub conn_addr: Option<String>,
+    pub codecs: Vec<String>,
+}
+
+fn rfc3339<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339())
+}
+
+/// A record id that is unique per observed call and the same every time it is computed for that
+/// call (so a retried push is recognised as a duplicate): `sensor:` and a UUID-formatted
+/// 128-bit hash of the Call-ID, the INVITE's timestamp and its source.
+pub fn record_id(sensor: &str, call_id: &[u8], at: Timestamp, src: SocketAddr) -> String {
+    let half = |salt: u8| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        salt.hash(&mut h);
+        call_id.hash(&mut h);
+        at.hash(&mut h);
+        src.hash(&mut h);
+        h.finish()
+    };
+    let (hi, lo) = (half(1), half(2));
+    // Version 8 (custom) and the RFC 9562 variant, so it parses as a UUID.
+    let hi = (hi & !0xF000) | 0x8000;
+    let lo = (lo & !(0b11 << 62)) | (0b10 << 62);
+    format!(
+        "{sensor}:{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        hi >> 32,
+        (hi >> 16) & 0xFFFF,
+        hi & 0xFFFF,
+        lo >> 48,
+        lo & 0xFFFF_FFFF_FFFF
+    )
+}
+
+/// Bytes as seen on the wire, kept readable: invalid UTF-8 becomes U+FFFD, length is capped.
+pub fn lossy(bytes: &[u8], max: usize) -> String {
+    let cut = &bytes[..bytes.len().min(max)];
+    String::from_utf8_lossy(cut).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_id_is_stable_and_distinct() {
+        let src: SocketAddr = "198.51.100.10:5060".parse().unwrap();
+        let a = record_id("edge-1", b"abc@h", Timestamp(5), src);
+        assert_eq!(a, record_id("edge-1", b"abc@h", Timestamp(5), src));
+        assert_ne!(a, record_id("edge-1", b"abc@h", Timestamp(6), src));
+        assert_ne!(a, record_id("edge-1", b"abd@h", Timestamp(5), src));
+        let uuid = a.strip_prefix("edge-1:").unwrap();
+        assert_eq!(uuid.len(), 36);
+        assert_eq!(&uuid[14..15], "8");
+    }
+}

@@ -1,0 +1,318 @@
+//! Reading and validating the configuration file. Every error names the file and the key, so
+//! an operator can fix the file without reading our source.
+
+use super::model::Config;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: key `{key}`: {problem}")]
+    Invalid {
+        path: String,
+        key: String,
+        problem: String,
+    },
+}
+
+/// Reads, parses and validates a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let label = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: label.clone(),
+        source,
+    })?;
+    Config::from_toml(&text, &label)
+}
+
+impl Config {
+    /// Parses and validates TOML text; `label` names its origin in errors.
+    pub fn from_toml(text: &str, label: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: label.to_string(),
+            message: e.to_string().trim_end().replace('\n', " | "),
+        })?;
+        config.validate(label)?;
+        Ok(config)
+    }
+
+    /// Start-up checks that types alone cannot express.
+    pub fn validate(&self, label: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, problem: String| ConfigError::Invalid {
+            path: label.to_string(),
+            key: key.to_string(),
+            problem,
+        };
+        let range = |key: &str, v: u64, lo: u64, hi: u64| {
+            if v < lo || v > hi {
+                Err(bad(key, format!("must be between {lo} and {hi}, got {v}")))
+            } else {
+                Ok(())
+            }
+        };
+        if self.sensor.id.trim().is_empty() || self.sensor.id.len() > 64 {
+            return Err(bad("sensor.id", "must be 1 to 64 characters".into()));
+        }
+        if !self
+            .sensor
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(bad(
+                "sensor.id",
+                "may hold only letters, digits, '-', '_' and '.'".into(),
+            ));
+        }
+        range("sensor.workers", self.sensor.workers as u64, 0, 256)?;
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(bad(
+                "log.level",
+                format!("not a valid filter: {:?}", self.log.level),
+            ));
+        }
+        range(
+            "log.summary_interval_s",
+            self.log.summary_interval_s,
+            1,
+            86_400,
+        )?;
+        let c = &self.capture;
+        if c.interfaces.is_empty() || c.interfaces.iter().any(|i| i.trim().is_empty()) {
+            return Err(bad(
+                "capture.interfaces",
+                "needs at least one non-empty interface name".into(),
+            ));
+        }
+        range("capture.snaplen", c.snaplen.into(), 256, 262_144)?;
+        range("capture.buffer_size_mb", c.buffer_size_mb.into(), 1, 4096)?;
+        if c.bpf_filter.trim().is_empty() {
+            return Err(bad(
+                "capture.bpf_filter",
+                "empty; use \"auto\" or a BPF expression".into(),
+            ));
+        }
+        if c.sip_ports.is_empty() || c.sip_ports.contains(&0) {
+            return Err(bad(
+                "capture.sip_ports",
+                "needs at least one port, none of them 0".into(),
+            ));
+        }
+        range(
+            "capture.max_message_bytes",
+            c.max_message_bytes as u64,
+            1024,
+            1 << 20,
+        )?;
+        range("capture.stats_interval_s", c.stats_interval_s, 1, 3600)?;
+        range("capture.queue_batches", c.queue_batches as u64, 2, 1 << 20)?;
+        range(
+            "capture.defrag.max_datagrams",
+            c.defrag.max_datagrams as u64,
+            1,
+            1 << 24,
+        )?;
+        range(
+            "capture.defrag.max_bytes_mb",
+            c.defrag.max_bytes_mb as u64,
+            1,
+            16_384,
+        )?;
+        range("capture.defrag.timeout_s", c.defrag.timeout_s, 1, 120)?;
+        range(
+            "capture.tcp.max_streams",
+            c.tcp.max_streams as u64,
+            1,
+            1 << 24,
+        )?;
+        range(
+            "capture.tcp.max_stream_kb",
+            c.tcp.max_stream_kb as u64,
+            64,
+            65_536,
+        )?;
+        range(
+            "capture.tcp.max_total_mb",
+            c.tcp.max_total_mb as u64,
+            1,
+            65_536,
+        )?;
+        range(
+            "capture.tcp.idle_timeout_s",
+            c.tcp.idle_timeout_s,
+            1,
+            86_400,
+        )?;
+        if (c.tcp.max_stream_kb as u64) * 1024 < c.max_message_bytes as u64 {
+            return Err(bad(
+                "capture.tcp.max_stream_kb",
+                "must hold at least one message of capture.max_message_bytes".into(),
+            ));
+        }
+        range("sip.max_headers", self.sip.max_headers as u64, 16, 4096)?;
+        range(
+            "sip.max_header_line",
+            self.sip.max_header_line as u64,
+            256,
+            1 << 20,
+        )?;
+        range(
+            "dialog.max_dialogs",
+            self.dialog.max_dialogs as u64,
+            1,
+            1 << 26,
+        )?;
+        range(
+            "dialog.invite_timeout_s",
+            self.dialog.invite_timeout_s,
+            1,
+            3600,
+        )?;
+        range(
+            "dialog.max_call_duration_s",
+            self.dialog.max_call_duration_s,
+            60,
+            7 * 86_400,
+        )?;
+        range(
+            "output.queue_records",
+            self.output.queue_records as u64,
+            1,
+            1 << 24,
+        )?;
+        let mut names = std::collections::HashSet::new();
+        for (i, p) in self.peers.iter().enumerate() {
+            if p.name.trim().is_empty() || p.name == crate::peers::UNKNOWN_PEER {
+                return Err(bad(
+                    &format!("peers[{i}].name"),
+                    format!("must be non-empty and not {:?}", crate::peers::UNKNOWN_PEER),
+                ));
+            }
+            if !names.insert(p.name.as_str()) {
+                return Err(bad(
+                    &format!("peers[{i}].name"),
+                    format!("duplicate peer name {:?}", p.name),
+                ));
+            }
+            if p.cidrs.is_empty() {
+                return Err(bad(
+                    &format!("peers[{i}].cidrs"),
+                    "needs at least one CIDR".into(),
+                ));
+            }
+            for (j, cidr) in p.cidrs.iter().enumerate() {
+                if crate::peers::parse_cidr(cidr).is_none() {
+                    return Err(bad(
+                        &format!("peers[{i}].cidrs[{j}]"),
+                        format!("not an address or CIDR: {cidr:?}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Worker threads to start: the configured number, or one per core.
+    pub fn worker_count(&self) -> usize {
+        match self.sensor.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
+    /// The BPF expression for live capture. "auto" keeps the SIP ports on UDP and TCP, every IP
+    /// fragment (a non-first fragment has no port to match) and IP-in-IP/GRE tunnels, with and
+    /// without a VLAN tag.
+    pub fn bpf_filter(&self) -> String {
+        let c = &self.capture;
+        if c.bpf_filter != "auto" {
+            return c.bpf_filter.clone();
+        }
+        let ports = c
+            .sip_ports
+            .iter()
+            .map(|p| format!("port {p}"))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let base = format!(
+            "{ports} or (ip[6:2] & 0x3fff != 0) or (ip6 and ip6[6] == 44) \
+             or ip proto 4 or ip proto 41 or ip proto 47"
+        );
+        format!("({base}) or (vlan and ({base}))")
+    }
+}
+
+/// Loads the file, or the defaults when no file is given.
+pub fn load_or_default(path: Option<&Path>) -> Result<Config, ConfigError> {
+    match path {
+        Some(p) => load(p),
+        None => Ok(Config::default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../../config/sensor.toml");
+
+    #[test]
+    fn shipped_file_equals_the_defaults() {
+        let mut shipped = Config::from_toml(SHIPPED, "config/sensor.toml").unwrap();
+        assert!(
+            !shipped.peers.is_empty(),
+            "the shipped file documents [[peers]] with examples"
+        );
+        shipped.peers.clear();
+        assert_eq!(shipped, Config::default());
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let err = Config::from_toml("[capture]\nsnaplenn = 5\n", "f.toml").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("f.toml:"), "{msg}");
+        assert!(msg.contains("snaplenn"), "{msg}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let cases = [
+            ("[capture]\nsnaplen = 10\n", "capture.snaplen"),
+            ("[capture]\nsip_ports = []\n", "capture.sip_ports"),
+            ("[sensor]\nid = \"a b\"\n", "sensor.id"),
+            ("[[peers]]\nname = \"x\"\ncidrs = [\"10.0.0.0/8\", \"nope\"]\n", "peers[0].cidrs[1]"),
+            ("[[peers]]\nname = \"x\"\ncidrs = [\"10.0.0.1\"]\n[[peers]]\nname = \"x\"\ncidrs = [\"::1\"]\n", "peers[1].name"),
+            ("[log]\nlevel = \"[[[\"\n", "log.level"),
+        ];
+        for (text, key) in cases {
+            let msg = Config::from_toml(text, "f.toml").unwrap_err().to_string();
+            assert!(msg.contains(&format!("key `{key}`")), "{text} -> {msg}");
+        }
+    }
+
+    #[test]
+    fn wrong_type_is_a_parse_error_with_the_file() {
+        let msg = Config::from_toml("[dialog]\nmax_dialogs = \"many\"\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("f.toml:") && msg.contains("max_dialogs"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn auto_filter_keeps_fragments_and_ports() {
+        let f = Config::default().bpf_filter();
+        assert!(f.contains("port 5060") && f.contains("port 5080"));
+        assert!(f.contains("ip[6:2] & 0x3fff != 0"), "{f}");
+        assert!(f.contains("ip6[6] == 44"), "{f}");
+    }
+}

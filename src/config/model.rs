@@ -1,0 +1,210 @@
+//! The configuration structs and their defaults. `config/sensor.toml` mirrors these defaults
+//! key for key; a test keeps the two in step.
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub sensor: SensorConfig,
+    pub log: LogConfig,
+    pub capture: CaptureConfig,
+    pub sip: SipConfig,
+    pub dialog: DialogConfig,
+    pub output: OutputConfig,
+    pub peers: Vec<PeerConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SensorConfig {
+    /// Names this sensor in every record it emits.
+    pub id: String,
+    /// Worker threads for parsing, dialogs and verification; 0 means one per core.
+    pub workers: usize,
+}
+
+impl Default for SensorConfig {
+    fn default() -> Self {
+        SensorConfig {
+            id: "sensor-1".into(),
+            workers: 0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter directive: "info", "shaken_sensor=debug", ...
+    pub level: String,
+    /// Period of the summaries that replace per-packet warnings.
+    pub summary_interval_s: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Human,
+            level: "info".into(),
+            summary_interval_s: 60,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    /// Interfaces for `run`; "any" captures on all of them (Linux cooked link type).
+    pub interfaces: Vec<String>,
+    pub snaplen: u32,
+    /// Kernel capture buffer per interface.
+    pub buffer_size_mb: u32,
+    pub promiscuous: bool,
+    /// BPF filter for live capture; "auto" derives one from `sip_ports` that also keeps every
+    /// IP fragment and IP-in-IP/GRE tunnels (a port filter alone loses the tail of a large INVITE).
+    pub bpf_filter: String,
+    /// UDP and TCP ports on which payloads are treated as SIP.
+    pub sip_ports: Vec<u16>,
+    /// Also recognise SIP by its start line on any other port (costs a few bytes' look per packet).
+    pub detect_sip_on_any_port: bool,
+    /// Largest SIP message accepted (bytes); larger ones are counted and dropped.
+    pub max_message_bytes: usize,
+    /// How often libpcap's kernel and interface drop counters are read (live).
+    pub stats_interval_s: u64,
+    /// Batches queued per worker before capture drops (live) or waits (replay).
+    pub queue_batches: usize,
+    pub defrag: DefragConfig,
+    pub tcp: TcpConfig,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            interfaces: vec!["any".into()],
+            snaplen: 65535,
+            buffer_size_mb: 64,
+            promiscuous: false,
+            bpf_filter: "auto".into(),
+            sip_ports: vec![5060, 5080],
+            detect_sip_on_any_port: false,
+            max_message_bytes: 65535,
+            stats_interval_s: 10,
+            queue_batches: 256,
+            defrag: DefragConfig::default(),
+            tcp: TcpConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DefragConfig {
+    pub max_datagrams: usize,
+    pub max_bytes_mb: usize,
+    pub timeout_s: u64,
+}
+
+impl Default for DefragConfig {
+    fn default() -> Self {
+        DefragConfig {
+            max_datagrams: 4096,
+            max_bytes_mb: 64,
+            timeout_s: 30,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TcpConfig {
+    pub max_streams: usize,
+    pub max_stream_kb: usize,
+    pub max_total_mb: usize,
+    pub idle_timeout_s: u64,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            max_streams: 65536,
+            max_stream_kb: 256,
+            max_total_mb: 128,
+            idle_timeout_s: 300,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    pub max_headers: usize,
+    pub max_header_line: usize,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            max_headers: 256,
+            max_header_line: 8192,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DialogConfig {
+    /// Calls tracked at once (all workers together); when full the oldest is closed as a record.
+    pub max_dialogs: usize,
+    /// An INVITE with no final response after this long is closed as timed out.
+    pub invite_timeout_s: u64,
+    /// An answered call with no BYE after this long is closed as timed out.
+    pub max_call_duration_s: u64,
+}
+
+impl Default for DialogConfig {
+    fn default() -> Self {
+        DialogConfig {
+            max_dialogs: 200_000,
+            invite_timeout_s: 180,
+            max_call_duration_s: 14_400,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// CallRecords as JSON lines: a file path, "-" for stdout, "" for none.
+    pub records: String,
+    /// Records queued for the writer before workers wait (replay) or drop and count (live).
+    pub queue_records: usize,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            records: "-".into(),
+            queue_records: 65536,
+        }
+    }
+}
+
+/// An upstream peer: calls arriving from these source addresses were handed to us by it.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub name: String,
+    /// Operating Company Number of the peer, as used in tracebacks.
+    #[serde(default)]
+    pub ocn: String,
+    pub cidrs: Vec<String>,
+}

@@ -1,0 +1,252 @@
+//! One call's state, built from its INVITE and advanced by the messages that follow. Only the
+//! fields a record needs are copied out of the packet, once per call, never per message.
+
+use crate::capture::packet::Transport;
+use crate::clock::Timestamp;
+use crate::peers::Peer;
+use crate::record::{self, CallRecord, DialogOutcome, EndedBy, SdpTraits, ShakenResult, Upstream};
+use crate::sip::header::split_list;
+use crate::sip::message::{Method, SipMessage, StartLine};
+use crate::sip::sdp::parse_sdp;
+use crate::sip::tn::{canonicalize, Tn};
+use crate::sip::uri::{param, parse_name_addr, parse_uri};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Where and when a message was seen.
+#[derive(Clone, Copy, Debug)]
+pub struct Seen {
+    pub ts: Timestamp,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub transport: Transport,
+}
+
+/// Longest user part or header value copied into a record; the rest of a hostile value is cut.
+const MAX_FIELD: usize = 128;
+
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub(super) created: u64,
+    pub invite: Seen,
+    cseq: u32,
+    from_tag: Option<Box<[u8]>>,
+    peer: Peer,
+    from_user: Option<String>,
+    pai_user: Option<String>,
+    ruri_user: Option<String>,
+    orig_tn: Option<Tn>,
+    dest_tn: Option<Tn>,
+    user_agent: Option<String>,
+    sdp: Option<SdpTraits>,
+    identity_headers: u16,
+    pub final_code: Option<u16>,
+    final_ts: Option<Timestamp>,
+    answered_ts: Option<Timestamp>,
+    cancelled: bool,
+    /// Answered 401/407: the caller may retry with credentials on the same Call-ID.
+    challenged: bool,
+}
+
+/// The user part of a name-addr header value (From, To, one P-Asserted-Identity entry).
+fn name_addr_user(value: &[u8]) -> Option<&[u8]> {
+    parse_name_addr(value).ok().and_then(|na| na.uri.user)
+}
+
+fn name_addr_tag(value: &[u8]) -> Option<&[u8]> {
+    parse_name_addr(value)
+        .ok()
+        .and_then(|na| param(na.params, b"tag"))
+        .filter(|t| !t.is_empty())
+}
+
+/// A canonical number from a URI user part (`+1202...;npdi@host` keeps only the number).
+fn tn_of(user: Option<&[u8]>) -> Option<Tn> {
+    user.and_then(canonicalize)
+}
+
+impl Call {
+    /// Starts a call from an initial INVITE (one without a To tag).
+    pub fn from_invite(msg: &SipMessage<'_>, seen: Seen, peer: &Peer, created: u64) -> Call {
+        let from = name_addr_user(msg.from);
+        // P-Asserted-Identity may list a sip: and a tel: URI; the first that has a number wins.
+        let pai = msg.pai.and_then(|v| {
+            split_list(v)
+                .filter_map(name_addr_user)
+                .find(|u| canonicalize(u).is_some())
+                .or_else(|| split_list(v).find_map(name_addr_user))
+        });
+        let ruri = match msg.start {
+            StartLine::Request { uri, .. } => parse_uri(uri).ok().and_then(|u| u.user),
+            StartLine::Response { .. } => None,
+        };
+        let to = name_addr_user(msg.to);
+        let sdp = (!msg.body.is_empty()).then(|| {
+            let s = parse_sdp(msg.body);
+            SdpTraits {
+                origin_user: s.origin_user.map(|v| record::lossy(v, MAX_FIELD)),
+                conn_addr: s.conn_addr.map(|v| record::lossy(v, MAX_FIELD)),
+                codecs: s.codecs.iter().map(|c| record::lossy(c, 32)).collect(),
+            }
+        });
+        let field = |v: Option<&[u8]>| v.map(|v| record::lossy(v, MAX_FIELD));
+        Call {
+            created,
+            invite: seen,
+            cseq: msg.cseq.seq,
+            from_tag: name_addr_tag(msg.from).map(Box::from),
+            peer: peer.clone(),
+            from_user: field(from),
+            pai_user: field(pai),
+            ruri_user: field(ruri),
+            orig_tn: tn_of(pai).or_else(|| tn_of(from)),
+            dest_tn: tn_of(ruri).or_else(|| tn_of(to)),
+            user_agent: field(msg.user_agent),
+            sdp,
+            identity_headers: (msg.identity.len() as u16).saturating_add(msg.identity_overflow),
+            final_code: None,
+            final_ts: None,
+            answered_ts: None,
+            cancelled: false,
+            challenged: false,
+        }
+    }
+
+    pub fn cseq(&self) -> u32 {
+        self.cseq
+    }
+
+    /// A new INVITE without To tag on this Call-ID: the authenticated retry of a challenged
+    /// INVITE (higher CSeq) continues this call. Returns false for a plain retransmission.
+    pub fn retry(&mut self, msg: &SipMessage<'_>) -> bool {
+        if msg.cseq.seq <= self.cseq {
+            return false;
+        }
+        self.cseq = msg.cseq.seq;
+        self.final_code = None;
+        self.final_ts = None;
+        self.challenged = false;
+        true
+    }
+
+    /// Advances the call; returns who ended it when this message ends it.
+    pub fn on_message(&mut self, msg: &SipMessage<'_>, seen: Seen) -> Option<EndedBy> {
+        match &msg.start {
+            StartLine::Response { code, .. } => {
+                let code = *code;
+                if !matches!(msg.cseq.method, Method::Invite) || msg.cseq.seq != self.cseq {
+                    return None; // responses to re-INVITEs, BYE, CANCEL, PRACK...
+                }
+                if code < 200 || self.final_code.is_some() {
+                    return None;
+                }
+                self.final_code = Some(code);
+                self.final_ts = Some(seen.ts);
+                if code < 300 {
+                    self.answered_ts = Some(seen.ts);
+                    None
+                } else if (code == 401 || code == 407) && !self.cancelled {
+                    self.challenged = true;
+                    None
+                } else if self.cancelled {
+                    Some(EndedBy::Caller)
+                } else {
+                    Some(EndedBy::Callee)
+                }
+            }
+            StartLine::Request { method, .. } => match method {
+                Method::Cancel if self.final_code.is_none() => {
+                    self.cancelled = true;
+                    None
+                }
+                Method::Bye => {
+                    // The caller's BYE carries the INVITE's From tag; the callee's has it in To.
+                    let by_caller = match (&self.from_tag, name_addr_tag(msg.from)) {
+                        (Some(ours), Some(theirs)) => **ours == *theirs,
+                        _ => seen.src == self.invite.src,
+                    };
+                    if self.answered_ts.is_none() && self.final_code.is_none() {
+                        // BYE before any final response seen (lost 200): treat as answered then.
+                        self.final_ts = Some(seen.ts);
+                    }
+                    Some(if by_caller {
+                        EndedBy::Caller
+                    } else {
+                        EndedBy::Callee
+                    })
+                }
+                _ => None,
+            },
+        }
+    }
+
+    /// When this call times out if nothing more is seen.
+    pub fn deadline(&self, invite_timeout_s: u64, max_call_s: u64) -> Timestamp {
+        match (self.final_code, self.answered_ts) {
+            (_, Some(answered)) => answered.saturating_add_secs(max_call_s),
+            // A person typing a password can take most of a minute to retry after a 401/407.
+            (Some(_), None) if self.challenged => self
+                .final_ts
+                .unwrap_or(self.invite.ts)
+                .saturating_add_secs(invite_timeout_s),
+            (None, None) => self.invite.ts.saturating_add_secs(invite_timeout_s),
+            // A failed call is closed when its final response arrives; this is a backstop.
+            (Some(_), None) => self.invite.ts.saturating_add_secs(invite_timeout_s),
+        }
+    }
+
+    pub fn into_record(
+        self,
+        call_id: &[u8],
+        ended_by: EndedBy,
+        ended_at: Timestamp,
+        sensor_id: &Arc<str>,
+    ) -> CallRecord {
+        let (ended_by, ended_at) = match ended_by {
+            // A call withdrawn by CANCEL that never got its 487 still ended on the caller's side.
+            EndedBy::Timeout if self.cancelled && self.answered_ts.is_none() => {
+                (EndedBy::Caller, ended_at)
+            }
+            // A challenge never answered with credentials: the callee's side refused the call.
+            EndedBy::Timeout if self.challenged => {
+                (EndedBy::Callee, self.final_ts.unwrap_or(ended_at))
+            }
+            other => (other, ended_at),
+        };
+        CallRecord {
+            schema: record::CALL_SCHEMA,
+            record_id: record::record_id(sensor_id, call_id, self.invite.ts, self.invite.src),
+            sensor_id: sensor_id.clone(),
+            observed_at: self.invite.ts,
+            call_id: record::lossy(call_id, 256),
+            transport: self.invite.transport,
+            src: self.invite.src.into(),
+            dst: self.invite.dst.into(),
+            upstream: Upstream {
+                peer: self.peer.name,
+                ocn: self.peer.ocn,
+            },
+            orig_tn: self.orig_tn.map(|t| t.to_string()),
+            dest_tn: self.dest_tn.map(|t| t.to_string()),
+            from_user: self.from_user,
+            pai_user: self.pai_user,
+            ruri_user: self.ruri_user,
+            user_agent: self.user_agent,
+            shaken: ShakenResult {
+                identity_headers: self.identity_headers,
+                ..ShakenResult::default()
+            },
+            dialog: DialogOutcome {
+                final_code: self.final_code,
+                answered: self.answered_ts.is_some(),
+                ring_ms: self.final_ts.map(|t| t.millis_since(self.invite.ts)),
+                duration_ms: self.answered_ts.map(|a| ended_at.millis_since(a)),
+                ended_by,
+                cancelled: self.cancelled,
+                ended_at,
+            },
+            sdp: self.sdp,
+            fingerprint: None,
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! JSON lines output: one CallRecord per line, to a file (appended) or stdout.
+
+use crate::record::CallRecord;
+use std::fs::OpenOptions;
+use std::io::{self, BufWriter, Write};
+
+#[derive(Debug, thiserror::Error)]
+pub enum JsonlError {
+    #[error("cannot open output {path}: {source}")]
+    Open { path: String, source: io::Error },
+    #[error("writing output {path}: {source}")]
+    Write { path: String, source: io::Error },
+}
+
+pub struct JsonlWriter {
+    out: BufWriter<Box<dyn Write + Send>>,
+    path: String,
+    line: Vec<u8>,
+}
+
+impl JsonlWriter {
+    /// "-" is stdout; "" means no output (None); anything else a file, appended to.
+    pub fn open(path: &str) -> Result<Option<JsonlWriter>, JsonlError> {
+        let sink: Box<dyn Write + Send> = match path {
+            "" => return Ok(None),
+            "-" => Box::new(io::stdout()),
+            p => Box::new(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|source| JsonlError::Open {
+                        path: p.to_string(),
+                        source,
+                    })?,
+            ),
+        };
+        Ok(Some(JsonlWriter {
+            out: BufWriter::with_capacity(1 << 16, sink),
+            path: path.to_string(),
+            line: Vec::with_capacity(2048),
+        }))
+    }
+
+    pub fn write(&mut self, record: &CallRecord) -> Result<(), JsonlError> {
+        self.line.clear();
+        // Serializing plain structs into a Vec cannot fail.
+        serde_json::to_writer(&mut self.line, record).expect("CallRecord serializes");
+        self.line.push(b'\n');
+        self.out
+            .write_all(&self.line)
+            .map_err(|source| JsonlError::Write {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    pub fn flush(&mut self) -> Result<(), JsonlError> {
+        self.out.flush().map_err(|source| JsonlError::Write {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}

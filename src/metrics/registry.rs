@@ -1,0 +1,168 @@
+//! The registry and typed handles. Created once by the pipeline and shared (`Arc`) by stages.
+
+use super::names::*;
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub packets: IntCounterVec,
+    pub capture_bytes: IntCounterVec,
+    pub capture_drops: IntCounterVec,
+    pub decode_errors: IntCounterVec,
+    pub packets_ignored: IntCounter,
+    pub reassembly_events: IntCounterVec,
+    pub fragments_pending: IntGauge,
+    pub fragment_bytes: IntGauge,
+    pub tcp_streams_active: IntGauge,
+    pub tcp_buffered_bytes: IntGauge,
+    pub sip_messages: IntCounterVec,
+    pub sip_parse_errors: IntCounterVec,
+    pub invites: IntCounter,
+    pub dialogs_active: IntGaugeVec,
+    pub dialog_events: IntCounterVec,
+    pub calls: IntCounterVec,
+    pub records_written: IntCounter,
+    pub records_dropped: IntCounterVec,
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
+    r.register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("static metric definition");
+    r.register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("static metric definition");
+    r.register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let build = IntGaugeVec::new(
+            Opts::new(BUILD_INFO, "Build of the running sensor"),
+            &["version"],
+        )
+        .expect("static metric definition");
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        r.register(Box::new(build)).expect("metric registered once");
+        let dialogs_active = IntGaugeVec::new(
+            Opts::new(DIALOGS_ACTIVE, "Calls being tracked, per worker"),
+            &["worker"],
+        )
+        .expect("static metric definition");
+        r.register(Box::new(dialogs_active.clone()))
+            .expect("metric registered once");
+        Metrics {
+            packets: counter_vec(&r, PACKETS_TOTAL, "Frames read from a capture source", &["source"]),
+            capture_bytes: counter_vec(&r, CAPTURE_BYTES_TOTAL, "Bytes of frames read", &["source"]),
+            capture_drops: counter_vec(
+                &r,
+                CAPTURE_DROPS_TOTAL,
+                "Packets or messages lost: kernel buffer, interface, or a full internal queue",
+                &["where"],
+            ),
+            decode_errors: counter_vec(&r, DECODE_ERRORS_TOTAL, "Frames that failed to decode, by kind", &["kind"]),
+            packets_ignored: counter(&r, PACKETS_IGNORED_TOTAL, "Frames that carry no SIP (other protocols or ports)"),
+            reassembly_events: counter_vec(
+                &r,
+                REASSEMBLY_EVENTS_TOTAL,
+                "IP fragment and TCP stream reassembly events (completions, timeouts, evictions, limits hit)",
+                &["table", "event"],
+            ),
+            fragments_pending: gauge(&r, FRAGMENTS_PENDING, "IP datagrams waiting for fragments"),
+            fragment_bytes: gauge(&r, FRAGMENT_BYTES, "Bytes held by incomplete IP datagrams"),
+            tcp_streams_active: gauge(&r, TCP_STREAMS_ACTIVE, "TCP stream directions tracked"),
+            tcp_buffered_bytes: gauge(&r, TCP_BUFFERED_BYTES, "Bytes buffered by TCP reassembly"),
+            sip_messages: counter_vec(
+                &r,
+                SIP_MESSAGES_TOTAL,
+                "SIP messages parsed, by request method or response class",
+                &["kind"],
+            ),
+            sip_parse_errors: counter_vec(&r, SIP_PARSE_ERRORS_TOTAL, "SIP messages that failed to parse, by kind", &["kind"]),
+            invites: counter(&r, INVITES_TOTAL, "INVITE requests seen (retransmissions and re-INVITEs included)"),
+            dialogs_active,
+            dialog_events: counter_vec(
+                &r,
+                DIALOG_EVENTS_TOTAL,
+                "Dialog events: retransmissions, re-INVITEs, unmatched in-dialog messages",
+                &["event"],
+            ),
+            calls: counter_vec(&r, CALLS_TOTAL, "Calls closed, by who or what ended them", &["ended_by"]),
+            records_written: counter(&r, RECORDS_WRITTEN_TOTAL, "CallRecords written to the output"),
+            records_dropped: counter_vec(&r, RECORDS_DROPPED_TOTAL, "CallRecords lost, by stage", &["where"]),
+            registry: r,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = String::new();
+        let families = self.registry.gather();
+        if prometheus::TextEncoder::new()
+            .encode_utf8(&families, &mut buf)
+            .is_err()
+        {
+            buf.clear();
+        }
+        buf
+    }
+
+    /// Sum of a counter family over all label values (for summaries and tests).
+    pub fn total(c: &IntCounterVec) -> u64 {
+        use prometheus::core::Collector;
+        c.collect()
+            .iter()
+            .flat_map(|mf| {
+                mf.get_metric()
+                    .iter()
+                    .map(|m| m.get_counter().get_value() as u64)
+            })
+            .sum()
+    }
+
+    /// Each label combination of a counter family with its count, sorted; the key joins the
+    /// values of `labels`, in that order, with '.'.
+    pub fn by_label(c: &IntCounterVec, labels: &[&str]) -> Vec<(String, u64)> {
+        use prometheus::core::Collector;
+        let mut v: Vec<(String, u64)> = c
+            .collect()
+            .iter()
+            .flat_map(|mf| {
+                mf.get_metric().iter().map(|m| {
+                    let value_of = |name: &str| {
+                        m.get_label()
+                            .iter()
+                            .find(|l| l.name() == name)
+                            .map_or("", |l| l.value())
+                    };
+                    let key = labels
+                        .iter()
+                        .map(|n| value_of(n))
+                        .collect::<Vec<_>>()
+                        .join(".");
+                    (key, m.get_counter().get_value() as u64)
+                })
+            })
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

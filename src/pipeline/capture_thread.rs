@@ -1,0 +1,230 @@
+//! A capture thread: reads its sources (files one after another, or one live interface),
+//! decodes every frame and dispatches the SIP messages. It also drives time: every second of
+//! packet time (replay) or clock time (live) it expires reassembly state, ticks the workers and
+//! publishes its counters.
+
+use super::dispatch::Dispatcher;
+use crate::capture::decode::Decoder;
+use crate::capture::source::{DropCounters, Next, PcapSource, SourceError};
+use crate::clock::{Clock, Timestamp};
+use crate::metrics::Metrics;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const TICK_US: i64 = 1_000_000;
+/// Live: the longest a message may wait in a partly filled batch.
+const LIVE_FLUSH: Duration = Duration::from_millis(5);
+
+pub struct CaptureThread {
+    pub sources: Vec<PcapSource>,
+    pub decoder: Decoder,
+    pub dispatcher: Dispatcher,
+    pub metrics: Arc<Metrics>,
+    pub stop: Arc<AtomicBool>,
+    pub clock: Arc<dyn Clock>,
+    /// Label of `packets_total{source}`: "file" or the interface name.
+    pub label: String,
+    pub progress: bool,
+    pub stats_interval: Duration,
+}
+
+#[derive(Debug, Default)]
+pub struct CaptureOutcome {
+    /// The latest packet time seen (replay) or the clock at the end (live).
+    pub last_ts: Timestamp,
+    pub read_errors: Vec<String>,
+}
+
+/// What has already been published, so each publish adds only the difference.
+#[derive(Default)]
+struct Published {
+    frames: u64,
+    bytes: u64,
+    ignored: u64,
+    errors: BTreeMap<&'static str, u64>,
+    reassembly: BTreeMap<(&'static str, &'static str), u64>,
+    queue_drops: u64,
+    pcap: DropCounters,
+}
+
+impl CaptureThread {
+    pub fn run(self) -> CaptureOutcome {
+        let CaptureThread {
+            sources,
+            mut decoder,
+            mut dispatcher,
+            metrics,
+            stop,
+            clock,
+            label,
+            progress,
+            stats_interval,
+        } = self;
+        let mut published = Published::default();
+        let mut outcome = CaptureOutcome::default();
+        let mut next_tick = i64::MIN;
+        let started = Instant::now();
+        let mut last_progress = started;
+        let mut last_flush = started;
+        let mut last_stats = started;
+        for mut source in sources {
+            let linktype = source.linktype();
+            let live = source.is_live();
+            let mut frames: u64 = 0;
+            loop {
+                if stop.load(Ordering::Relaxed) || dispatcher.workers_gone {
+                    break;
+                }
+                let now_ts;
+                match source.next_frame() {
+                    Ok(Next::Frame(f)) => {
+                        frames += 1;
+                        decoder.decode(linktype, f.ts, f.data, &mut |p| dispatcher.push(&p));
+                        outcome.last_ts = outcome.last_ts.max(f.ts);
+                        now_ts = if live { clock.now() } else { outcome.last_ts };
+                    }
+                    Ok(Next::Idle) => {
+                        dispatcher.flush();
+                        last_flush = Instant::now();
+                        now_ts = clock.now();
+                    }
+                    Ok(Next::End) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "capture source failed; moving on");
+                        outcome.read_errors.push(e.to_string());
+                        if matches!(e, SourceError::Read { .. }) {
+                            metrics
+                                .decode_errors
+                                .with_label_values(&["capture_read"])
+                                .inc();
+                        }
+                        break;
+                    }
+                }
+                if live && last_flush.elapsed() >= LIVE_FLUSH {
+                    dispatcher.flush();
+                    last_flush = Instant::now();
+                }
+                if now_ts.0 >= next_tick {
+                    decoder.expire(now_ts);
+                    dispatcher.tick(now_ts);
+                    if live && last_stats.elapsed() >= stats_interval {
+                        if let Some(d) = source.drops() {
+                            publish_pcap_drops(&metrics, &mut published, d);
+                        }
+                        last_stats = Instant::now();
+                    }
+                    publish(&metrics, &label, &decoder, &dispatcher, &mut published);
+                    next_tick = now_ts.0 + TICK_US;
+                }
+                if progress
+                    && frames % 4096 == 0
+                    && last_progress.elapsed() >= Duration::from_secs(1)
+                {
+                    last_progress = Instant::now();
+                    let secs = started.elapsed().as_secs_f64().max(1e-9);
+                    let s = &decoder.stats;
+                    eprint!(
+                        "\r{}: {} packets, {:.1} MB, {:.0} packets/s, {} SIP messages   ",
+                        source.name(),
+                        s.frames,
+                        s.bytes as f64 / 1e6,
+                        s.frames as f64 / secs,
+                        s.sip_messages
+                    );
+                    let _ = std::io::stderr().flush();
+                }
+            }
+            if live {
+                if let Some(d) = source.drops() {
+                    publish_pcap_drops(&metrics, &mut published, d);
+                }
+                outcome.last_ts = clock.now();
+            }
+        }
+        if progress {
+            eprintln!();
+        }
+        dispatcher.flush();
+        publish(&metrics, &label, &decoder, &dispatcher, &mut published);
+        outcome
+    }
+}
+
+fn publish_pcap_drops(m: &Metrics, p: &mut Published, d: DropCounters) {
+    // libpcap's counters are per handle and only grow (they wrap at 2^32 on some platforms).
+    let kernel = d.kernel.saturating_sub(p.pcap.kernel);
+    let iface = d.interface.saturating_sub(p.pcap.interface);
+    m.capture_drops
+        .with_label_values(&["kernel"])
+        .inc_by(kernel);
+    m.capture_drops
+        .with_label_values(&["interface"])
+        .inc_by(iface);
+    p.pcap = d;
+}
+
+fn publish(m: &Metrics, label: &str, d: &Decoder, disp: &Dispatcher, p: &mut Published) {
+    let s = &d.stats;
+    m.packets
+        .with_label_values(&[label])
+        .inc_by(s.frames - p.frames);
+    m.capture_bytes
+        .with_label_values(&[label])
+        .inc_by(s.bytes - p.bytes);
+    m.packets_ignored.inc_by(s.ignored - p.ignored);
+    p.frames = s.frames;
+    p.bytes = s.bytes;
+    p.ignored = s.ignored;
+    for (kind, &n) in &s.errors {
+        let before = p.errors.entry(kind).or_insert(0);
+        if n > *before {
+            m.decode_errors
+                .with_label_values(&[kind])
+                .inc_by(n - *before);
+            *before = n;
+        }
+    }
+    let df = d.defrag().stats();
+    let tc = d.tcp().stats();
+    let events: [(&'static str, &'static str, u64); 16] = [
+        ("defrag", "completed", df.completed),
+        ("defrag", "timed_out", df.timed_out),
+        ("defrag", "evicted", df.evicted),
+        ("defrag", "duplicate", df.duplicates),
+        ("defrag", "overlap_conflict", df.overlap_conflicts),
+        ("defrag", "too_large", df.too_large),
+        ("defrag", "inconsistent", df.inconsistent),
+        ("defrag", "too_fragmented", df.too_fragmented),
+        ("tcp", "retransmission", tc.retransmissions),
+        ("tcp", "out_of_order", tc.out_of_order),
+        ("tcp", "gap_skipped", tc.gaps_skipped),
+        ("tcp", "stream_evicted", tc.streams_evicted),
+        ("tcp", "stream_timed_out", tc.streams_timed_out),
+        ("tcp", "bytes_discarded", tc.bytes_discarded),
+        ("tcp", "framing_error", tc.framing_errors),
+        ("tcp", "message", tc.messages),
+    ];
+    for (table, event, n) in events {
+        let before = p.reassembly.entry((table, event)).or_insert(0);
+        if n > *before {
+            m.reassembly_events
+                .with_label_values(&[table, event])
+                .inc_by(n - *before);
+            *before = n;
+        }
+    }
+    m.fragments_pending.set(d.defrag().pending() as i64);
+    m.fragment_bytes.set(d.defrag().buffered_bytes() as i64);
+    m.tcp_streams_active.set(d.tcp().active_streams() as i64);
+    m.tcp_buffered_bytes.set(d.tcp().buffered_bytes() as i64);
+    if disp.dropped_messages > p.queue_drops {
+        m.capture_drops
+            .with_label_values(&["queue"])
+            .inc_by(disp.dropped_messages - p.queue_drops);
+        p.queue_drops = disp.dropped_messages;
+    }
+}

@@ -1,0 +1,126 @@
+//! Capture side of the hand-off: copies each framed SIP message into the batch of the worker
+//! that owns its Call-ID, and sends full batches. Live capture drops (and counts) a batch whose
+//! worker queue is full; replay waits.
+
+use super::messages::{Batch, BatchItem, WorkerMsg};
+use crate::capture::packet::SipPayload;
+use crate::clock::Timestamp;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backpressure {
+    /// Replay: block until the worker has room; nothing is lost.
+    Wait,
+    /// Live: never stall capture; drop the batch and count its messages.
+    Drop,
+}
+
+/// Shard choice must agree across capture threads (one call can be seen on two interfaces),
+/// so the hash seeds are fixed rather than random per dispatcher.
+fn shard_hasher() -> ahash::RandomState {
+    ahash::RandomState::with_seeds(0x5eed_0001, 0x5eed_0002, 0x5eed_0003, 0x5eed_0004)
+}
+
+pub struct Dispatcher {
+    workers: Vec<Sender<WorkerMsg>>,
+    pending: Vec<Batch>,
+    recycled: Receiver<Batch>,
+    mode: Backpressure,
+    hasher: ahash::RandomState,
+    /// Messages lost to full worker queues (live only).
+    pub dropped_messages: u64,
+    pub workers_gone: bool,
+}
+
+impl Dispatcher {
+    pub fn new(
+        workers: Vec<Sender<WorkerMsg>>,
+        recycled: Receiver<Batch>,
+        mode: Backpressure,
+    ) -> Self {
+        let pending = workers.iter().map(|_| Batch::with_capacity()).collect();
+        Dispatcher {
+            workers,
+            pending,
+            recycled,
+            mode,
+            hasher: shard_hasher(),
+            dropped_messages: 0,
+            workers_gone: false,
+        }
+    }
+
+    pub fn shard_of(&self, call_id: &[u8]) -> usize {
+        (self.hasher.hash_one(call_id) % self.workers.len() as u64) as usize
+    }
+
+    pub fn push(&mut self, p: &SipPayload<'_>) {
+        // A message without a Call-ID still goes to a worker, which counts it as malformed.
+        let shard = match p.call_id {
+            Some((s, e)) => self.shard_of(&p.bytes[s..e]),
+            None => 0,
+        };
+        let batch = &mut self.pending[shard];
+        batch.items.push(BatchItem {
+            ts: p.ts,
+            src: p.src,
+            dst: p.dst,
+            transport: p.transport,
+            start: batch.buf.len() as u32,
+            len: p.bytes.len() as u32,
+        });
+        batch.buf.extend_from_slice(p.bytes);
+        if batch.is_full() {
+            self.send(shard);
+        }
+    }
+
+    fn fresh_batch(&self) -> Batch {
+        self.recycled
+            .try_recv()
+            .unwrap_or_else(|_| Batch::with_capacity())
+    }
+
+    fn send(&mut self, shard: usize) {
+        let next = self.fresh_batch();
+        let batch = std::mem::replace(&mut self.pending[shard], next);
+        let n = batch.items.len() as u64;
+        match self.mode {
+            Backpressure::Wait => {
+                if self.workers[shard].send(WorkerMsg::Batch(batch)).is_err() {
+                    self.workers_gone = true;
+                }
+            }
+            Backpressure::Drop => match self.workers[shard].try_send(WorkerMsg::Batch(batch)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => self.dropped_messages += n,
+                Err(TrySendError::Disconnected(_)) => self.workers_gone = true,
+            },
+        }
+    }
+
+    /// Sends every partly filled batch (latency in live capture; completeness at the end).
+    pub fn flush(&mut self) {
+        for shard in 0..self.pending.len() {
+            if !self.pending[shard].items.is_empty() {
+                self.send(shard);
+            }
+        }
+    }
+
+    /// Flushes, then tells every worker the time. Live, a tick that does not fit is skipped: a
+    /// worker that busy also expires calls from the timestamps of the messages it handles.
+    pub fn tick(&mut self, now: Timestamp) {
+        self.flush();
+        for w in &self.workers {
+            let sent = match self.mode {
+                Backpressure::Wait => w.send(WorkerMsg::Tick(now)).map_err(|_| ()),
+                Backpressure::Drop => match w.try_send(WorkerMsg::Tick(now)) {
+                    Err(TrySendError::Disconnected(_)) => Err(()),
+                    _ => Ok(()),
+                },
+            };
+            self.workers_gone |= sent.is_err();
+        }
+    }
+}

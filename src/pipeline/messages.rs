@@ -1,0 +1,57 @@
+//! Typed messages between stages. A [`Batch`] carries up to [`BATCH_ITEMS`] SIP messages in one
+//! buffer, so a channel operation and an allocation are amortised over many messages; batches
+//! are recycled back to the capture side.
+
+use crate::capture::packet::Transport;
+use crate::clock::Timestamp;
+use std::net::SocketAddr;
+
+pub const BATCH_ITEMS: usize = 64;
+pub const BATCH_BYTES: usize = 128 * 1024;
+
+#[derive(Clone, Copy, Debug)]
+pub struct BatchItem {
+    pub ts: Timestamp,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub transport: Transport,
+    pub start: u32,
+    pub len: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub buf: Vec<u8>,
+    pub items: Vec<BatchItem>,
+}
+
+impl Batch {
+    pub fn with_capacity() -> Self {
+        Batch {
+            buf: Vec::with_capacity(BATCH_BYTES),
+            items: Vec::with_capacity(BATCH_ITEMS),
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.items.clear();
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.items.len() >= BATCH_ITEMS || self.buf.len() >= BATCH_BYTES
+    }
+
+    pub fn message(&self, item: &BatchItem) -> &[u8] {
+        let start = item.start as usize;
+        &self.buf[start..start + item.len as usize]
+    }
+}
+
+pub enum WorkerMsg {
+    Batch(Batch),
+    /// Time moved on (packet time in replay, the clock live): expire what is due.
+    Tick(Timestamp),
+    /// Capture is over: close every open call as of this time, then stop.
+    Shutdown(Timestamp),
+}

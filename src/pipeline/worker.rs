@@ -1,0 +1,217 @@
+//! Worker threads: parse each SIP message of a batch (borrowed views into the batch buffer),
+//! advance its call in this worker's dialog table, and send finished CallRecords to the sink.
+//! Counters are kept locally and published once per batch.
+
+use super::messages::{Batch, WorkerMsg};
+use crate::clock::Timestamp;
+use crate::dialog::call::Seen;
+use crate::dialog::table::{DialogStats, DialogTable};
+use crate::metrics::Metrics;
+use crate::record::CallRecord;
+use crate::sip::message::{Method, ParseLimits, SipMessage, StartLine};
+use crate::sip::parse::parse;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use prometheus::IntCounter;
+use std::cell::Cell;
+use std::sync::Arc;
+
+/// Labels of `sip_messages_total{kind}`: request methods, then response classes.
+const KINDS: [&str; 21] = [
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "OPTIONS",
+    "REGISTER",
+    "PRACK",
+    "UPDATE",
+    "INFO",
+    "REFER",
+    "NOTIFY",
+    "SUBSCRIBE",
+    "MESSAGE",
+    "PUBLISH",
+    "other",
+    "1xx",
+    "2xx",
+    "3xx",
+    "4xx",
+    "5xx",
+    "6xx",
+];
+
+fn kind_index(msg: &SipMessage<'_>) -> usize {
+    match &msg.start {
+        StartLine::Request { method, .. } => match method {
+            Method::Invite => 0,
+            Method::Ack => 1,
+            Method::Bye => 2,
+            Method::Cancel => 3,
+            Method::Options => 4,
+            Method::Register => 5,
+            Method::Prack => 6,
+            Method::Update => 7,
+            Method::Info => 8,
+            Method::Refer => 9,
+            Method::Notify => 10,
+            Method::Subscribe => 11,
+            Method::Message => 12,
+            Method::Publish => 13,
+            Method::Other(_) => 14,
+        },
+        StartLine::Response { code, .. } => 15 + (usize::from(*code / 100).clamp(1, 6) - 1),
+    }
+}
+
+/// Where finished records go; live capture drops (and counts) rather than wait on a slow sink.
+#[derive(Clone)]
+pub struct RecordSender {
+    pub tx: Sender<CallRecord>,
+    pub wait: bool,
+}
+
+pub struct Worker {
+    pub id: usize,
+    pub rx: Receiver<WorkerMsg>,
+    pub recycle: Sender<Batch>,
+    pub records: RecordSender,
+    pub table: DialogTable,
+    pub limits: ParseLimits,
+    pub metrics: Arc<Metrics>,
+}
+
+struct Published {
+    kinds: Vec<IntCounter>,
+    dialog: DialogStats,
+}
+
+/// Workers expire calls themselves when message time has moved this far since the last sweep.
+const SELF_TICK_US: i64 = 1_000_000;
+
+impl Worker {
+    pub fn run(mut self) {
+        let mut published = Published {
+            kinds: KINDS
+                .iter()
+                .map(|k| self.metrics.sip_messages.with_label_values(&[k]))
+                .collect(),
+            dialog: DialogStats::default(),
+        };
+        let gauge = self
+            .metrics
+            .dialogs_active
+            .with_label_values(&[&self.id.to_string()]);
+        let mut counts = [0u64; KINDS.len()];
+        let mut now = Timestamp::ZERO;
+        let mut last_sweep = Timestamp::ZERO;
+        let dropped = Cell::new(0u64);
+        let records = self.records.clone();
+        let mut emit = |r: CallRecord| {
+            if records.wait {
+                let _ = records.tx.send(r);
+            } else if let Err(TrySendError::Full(_)) = records.tx.try_send(r) {
+                dropped.set(dropped.get() + 1);
+            }
+        };
+        loop {
+            let msg = self.rx.recv();
+            match msg {
+                Ok(WorkerMsg::Batch(mut batch)) => {
+                    for item in &batch.items {
+                        now = now.max(item.ts);
+                        let seen = Seen {
+                            ts: item.ts,
+                            src: item.src,
+                            dst: item.dst,
+                            transport: item.transport,
+                        };
+                        match parse(batch.message(item), &self.limits) {
+                            Ok(msg) => {
+                                counts[kind_index(&msg)] += 1;
+                                self.table.handle(&msg, seen, &mut emit);
+                            }
+                            Err(e) => self
+                                .metrics
+                                .sip_parse_errors
+                                .with_label_values(&[e.kind()])
+                                .inc(),
+                        }
+                    }
+                    if now.0 - last_sweep.0 >= SELF_TICK_US {
+                        self.table.expire(now, &mut emit);
+                        last_sweep = now;
+                    }
+                    batch.clear();
+                    let _ = self.recycle.try_send(batch);
+                }
+                Ok(WorkerMsg::Tick(t)) => {
+                    now = now.max(t);
+                    self.table.expire(now, &mut emit);
+                    last_sweep = now;
+                }
+                Ok(WorkerMsg::Shutdown(t)) => {
+                    self.table.drain(now.max(t), &mut emit);
+                    break;
+                }
+                Err(_) => {
+                    self.table.drain(now, &mut emit);
+                    break;
+                }
+            }
+            self.publish(&mut published, &mut counts, &dropped);
+            gauge.set(self.table.len() as i64);
+        }
+        self.publish(&mut published, &mut counts, &dropped);
+        gauge.set(0);
+    }
+
+    fn publish(&self, p: &mut Published, counts: &mut [u64; KINDS.len()], dropped: &Cell<u64>) {
+        self.metrics.invites.inc_by(counts[0]);
+        for (c, n) in p.kinds.iter().zip(counts.iter_mut()) {
+            if *n > 0 {
+                c.inc_by(*n);
+                *n = 0;
+            }
+        }
+        if dropped.get() > 0 {
+            self.metrics
+                .records_dropped
+                .with_label_values(&["record_queue"])
+                .inc_by(dropped.take());
+        }
+        let s = &self.table.stats;
+        if *s == p.dialog {
+            return;
+        }
+        let m = &self.metrics;
+        let d = &p.dialog;
+        let ev = |label: &str, now: u64, before: u64| {
+            if now > before {
+                m.dialog_events
+                    .with_label_values(&[label])
+                    .inc_by(now - before);
+            }
+        };
+        ev(
+            "invite_retransmission",
+            s.invite_retransmissions,
+            d.invite_retransmissions,
+        );
+        ev("reinvite", s.reinvites, d.reinvites);
+        ev("unmatched", s.unmatched, d.unmatched);
+        ev("after_close", s.after_close, d.after_close);
+        ev("out_of_dialog", s.out_of_dialog, d.out_of_dialog);
+        ev("created", s.created, d.created);
+        let calls = |label: &str, now: u64, before: u64| {
+            if now > before {
+                m.calls.with_label_values(&[label]).inc_by(now - before);
+            }
+        };
+        calls("caller", s.closed_caller, d.closed_caller);
+        calls("callee", s.closed_callee, d.closed_callee);
+        calls("timeout", s.closed_timeout, d.closed_timeout);
+        calls("evicted", s.closed_evicted, d.closed_evicted);
+        calls("shutdown", s.closed_shutdown, d.closed_shutdown);
+        p.dialog = s.clone();
+    }
+}
