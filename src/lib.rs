@@ -16,4 +16,5 @@ pub mod metrics;
 pub mod peers;
 pub mod pipeline;
 pub mod record;
+pub mod shaken;
 pub mod sip;
