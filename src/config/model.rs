@@ -98,7 +98,7 @@ impl Default for CaptureConfig {
             detect_sip_on_any_port: false,
             max_message_bytes: 65535,
             stats_interval_s: 10,
-            queue_batches: 256,
+            queue_batches: 128,
             defrag: DefragConfig::default(),
             tcp: TcpConfig::default(),
         }
@@ -173,7 +173,7 @@ pub struct DialogConfig {
 impl Default for DialogConfig {
     fn default() -> Self {
         DialogConfig {
-            max_dialogs: 200_000,
+            max_dialogs: 100_000,
             invite_timeout_s: 180,
             max_call_duration_s: 14_400,
         }
@@ -193,7 +193,7 @@ impl Default for OutputConfig {
     fn default() -> Self {
         OutputConfig {
             records: "-".into(),
-            queue_records: 65536,
+            queue_records: 4096,
         }
     }
 }

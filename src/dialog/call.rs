@@ -1,6 +1,7 @@
 //! One call's state, built from its INVITE and advanced by the messages that follow. Only the
 //! fields a record needs are copied out of the packet, once per call, never per message.
 
+use super::texts::{Field, Texts, TextsBuilder};
 use crate::capture::packet::Transport;
 use crate::clock::Timestamp;
 use crate::peers::Peer;
@@ -22,23 +23,16 @@ pub struct Seen {
     pub transport: Transport,
 }
 
-/// Longest user part or header value copied into a record; the rest of a hostile value is cut.
-const MAX_FIELD: usize = 128;
-
 #[derive(Clone, Debug)]
 pub struct Call {
     pub(super) created: u64,
     pub invite: Seen,
     cseq: u32,
-    from_tag: Option<Box<[u8]>>,
     peer: Peer,
-    from_user: Option<String>,
-    pai_user: Option<String>,
-    ruri_user: Option<String>,
+    texts: Texts,
     orig_tn: Option<Tn>,
     dest_tn: Option<Tn>,
-    user_agent: Option<String>,
-    sdp: Option<SdpTraits>,
+    has_sdp: bool,
     identity_headers: u16,
     pub final_code: Option<u16>,
     final_ts: Option<Timestamp>,
@@ -81,28 +75,30 @@ impl Call {
             StartLine::Response { .. } => None,
         };
         let to = name_addr_user(msg.to);
-        let sdp = (!msg.body.is_empty()).then(|| {
-            let s = parse_sdp(msg.body);
-            SdpTraits {
-                origin_user: s.origin_user.map(|v| record::lossy(v, MAX_FIELD)),
-                conn_addr: s.conn_addr.map(|v| record::lossy(v, MAX_FIELD)),
-                codecs: s.codecs.iter().map(|c| record::lossy(c, 32)).collect(),
+        let mut texts = TextsBuilder::default();
+        texts.set(Field::FromTag, name_addr_tag(msg.from));
+        texts.set(Field::FromUser, from);
+        texts.set(Field::PaiUser, pai);
+        texts.set(Field::RuriUser, ruri);
+        texts.set(Field::UserAgent, msg.user_agent);
+        let has_sdp = !msg.body.is_empty();
+        if has_sdp {
+            let sdp = parse_sdp(msg.body);
+            texts.set(Field::SdpOriginUser, sdp.origin_user);
+            texts.set(Field::SdpConnAddr, sdp.conn_addr);
+            for codec in sdp.codecs.iter() {
+                texts.push_codec(codec);
             }
-        });
-        let field = |v: Option<&[u8]>| v.map(|v| record::lossy(v, MAX_FIELD));
+        }
         Call {
             created,
             invite: seen,
             cseq: msg.cseq.seq,
-            from_tag: name_addr_tag(msg.from).map(Box::from),
             peer: peer.clone(),
-            from_user: field(from),
-            pai_user: field(pai),
-            ruri_user: field(ruri),
+            texts: texts.build(),
             orig_tn: tn_of(pai).or_else(|| tn_of(from)),
             dest_tn: tn_of(ruri).or_else(|| tn_of(to)),
-            user_agent: field(msg.user_agent),
-            sdp,
+            has_sdp,
             identity_headers: (msg.identity.len() as u16).saturating_add(msg.identity_overflow),
             final_code: None,
             final_ts: None,
@@ -161,8 +157,9 @@ impl Call {
                 }
                 Method::Bye => {
                     // The caller's BYE carries the INVITE's From tag; the callee's has it in To.
-                    let by_caller = match (&self.from_tag, name_addr_tag(msg.from)) {
-                        (Some(ours), Some(theirs)) => **ours == *theirs,
+                    let by_caller = match (self.texts.get(Field::FromTag), name_addr_tag(msg.from))
+                    {
+                        (Some(ours), Some(theirs)) => ours == theirs,
                         _ => seen.src == self.invite.src,
                     };
                     if self.answered_ts.is_none() && self.final_code.is_none() {
@@ -228,10 +225,10 @@ impl Call {
             },
             orig_tn: self.orig_tn.map(|t| t.to_string()),
             dest_tn: self.dest_tn.map(|t| t.to_string()),
-            from_user: self.from_user,
-            pai_user: self.pai_user,
-            ruri_user: self.ruri_user,
-            user_agent: self.user_agent,
+            from_user: self.texts.string(Field::FromUser),
+            pai_user: self.texts.string(Field::PaiUser),
+            ruri_user: self.texts.string(Field::RuriUser),
+            user_agent: self.texts.string(Field::UserAgent),
             shaken: ShakenResult {
                 identity_headers: self.identity_headers,
                 ..ShakenResult::default()
@@ -245,7 +242,11 @@ impl Call {
                 cancelled: self.cancelled,
                 ended_at,
             },
-            sdp: self.sdp,
+            sdp: self.has_sdp.then(|| SdpTraits {
+                origin_user: self.texts.string(Field::SdpOriginUser),
+                conn_addr: self.texts.string(Field::SdpConnAddr),
+                codecs: self.texts.codecs(),
+            }),
             fingerprint: None,
         }
     }

@@ -8,3 +8,4 @@
 
 pub mod call;
 pub mod table;
+pub mod texts;

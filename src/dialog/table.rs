@@ -62,7 +62,9 @@ impl DialogStats {
 }
 
 pub struct DialogTable {
-    calls: HashMap<Rc<[u8]>, Call, ahash::RandomState>,
+    /// Boxed so the map's slots stay small: remove/insert churn leaves tombstones, and hashbrown
+    /// then doubles its table, which must not double the memory of every call with it.
+    calls: HashMap<Rc<[u8]>, Box<Call>, ahash::RandomState>,
     /// Creation order for evicting the oldest call; entries of calls already closed are skipped
     /// lazily and compacted when they outnumber the live ones.
     order: VecDeque<(u64, Rc<[u8]>)>,
@@ -223,7 +225,7 @@ impl DialogTable {
             self.evict_oldest(seen.ts, emit);
         }
         let peer = self.peers.lookup(seen.src.ip());
-        let call = Call::from_invite(msg, seen, peer, self.next_created);
+        let call = Box::new(Call::from_invite(msg, seen, peer, self.next_created));
         let key: Rc<[u8]> = Rc::from(msg.call_id);
         self.order.push_back((self.next_created, key.clone()));
         self.next_created += 1;

@@ -7,7 +7,7 @@ use crate::clock::Timestamp;
 use std::net::SocketAddr;
 
 pub const BATCH_ITEMS: usize = 64;
-pub const BATCH_BYTES: usize = 128 * 1024;
+pub const BATCH_BYTES: usize = 64 * 1024;
 
 #[derive(Clone, Copy, Debug)]
 pub struct BatchItem {
