@@ -7,4 +7,6 @@
 //! a typed error with its SIP code, and no network fetch ever blocks a pipeline worker.
 
 pub mod b64;
+pub mod identity;
+pub mod passport;
 pub mod verdict;
