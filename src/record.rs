@@ -68,9 +68,22 @@ pub struct ShakenResult {
     pub code: Option<u16>,
     pub reason: Option<String>,
     pub replayed: bool,
-    pub div: Vec<serde_json::Value>,
+    /// Diversion PASSporTs (RFC 8946), each verified and reported; they do not decide verstat.
+    pub div: Vec<DivResult>,
     /// Identity header fields the INVITE carried (0 for an unsigned call).
     pub identity_headers: u16,
+}
+
+/// One `ppt=div` PASSporT of the INVITE.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct DivResult {
+    pub verstat: String,
+    pub code: Option<u16>,
+    pub reason: Option<String>,
+    pub orig: Option<String>,
+    pub dest: Vec<String>,
+    pub div: Option<String>,
+    pub x5u: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]

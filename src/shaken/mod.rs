@@ -7,6 +7,13 @@
 //! a typed error with its SIP code, and no network fetch ever blocks a pipeline worker.
 
 pub mod b64;
+pub mod cache;
+pub mod certs;
+pub mod crl;
+pub mod fetch;
 pub mod identity;
 pub mod passport;
+pub mod replay;
+pub mod tnauth;
 pub mod verdict;
+pub mod verify;
