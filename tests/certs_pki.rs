@@ -286,8 +286,7 @@ fn tampered_signatures_and_bundles() {
     .concat();
     validate(p, &dup).expect("extra intermediate and root in the bundle are tolerated");
     // Nine certificates: over the cap.
-    let nine: Vec<u8> = std::iter::repeat(p.valid.cert_pem.clone())
-        .take(9)
+    let nine: Vec<u8> = std::iter::repeat_n(p.valid.cert_pem.clone(), 9)
         .flatten()
         .collect();
     assert_eq!(validate(p, &nine).unwrap_err(), CertError::TooManyCerts);

@@ -204,9 +204,9 @@ fn justify_rejection(
     headers: &[(String, String)],
 ) -> Result<(), String> {
     let justified = match e {
-        SipError::MissingCallId => first(headers, "call-id", "i").map_or(true, str::is_empty),
-        SipError::MissingFrom => first(headers, "from", "f").map_or(true, str::is_empty),
-        SipError::MissingTo => first(headers, "to", "t").map_or(true, str::is_empty),
+        SipError::MissingCallId => first(headers, "call-id", "i").is_none_or(str::is_empty),
+        SipError::MissingFrom => first(headers, "from", "f").is_none_or(str::is_empty),
+        SipError::MissingTo => first(headers, "to", "t").is_none_or(str::is_empty),
         SipError::MissingCSeq => first(headers, "cseq", "").is_none(),
         // A Request-URI with controls or white space (so a line of more than 3 parts): rsip takes it (see rsip_uri_out_of_spec).
         SipError::BadStartLine | SipError::BadVersion => match theirs {
@@ -218,8 +218,9 @@ fn justify_rejection(
             rsip::SipMessage::Response(r) => !(100..=699).contains(&r.status_code().code()),
             rsip::SipMessage::Request(_) => false,
         },
-        SipError::BadCSeq => first(headers, "cseq", "")
-            .map_or(true, |v| rsip::headers::CSeq::new(v).typed().is_err()),
+        SipError::BadCSeq => {
+            first(headers, "cseq", "").is_none_or(|v| rsip::headers::CSeq::new(v).typed().is_err())
+        }
         // Our limits are policy against hostile input; rsip has none.
         SipError::TooManyHeaders | SipError::HeaderLineTooLong => true,
         _ => false,

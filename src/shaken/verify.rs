@@ -399,7 +399,14 @@ mod tests {
         };
         let v = verifier();
         let ok_claims = claims(NOW, "12025550143", r#""13035550177""#);
-        let cases: Vec<(String, Result<&dyn Credential, Failure>, &str, u16, &str)> = vec![
+        type Case<'a> = (
+            String,
+            Result<&'a dyn Credential, Failure>,
+            &'a str,
+            u16,
+            &'a str,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "garbage;info=<x".into(),
                 Ok(&good),
