@@ -186,6 +186,42 @@ impl Config {
             1,
             1 << 24,
         )?;
+        let sh = &self.shaken;
+        range("shaken.max_iat_age_s", sh.max_iat_age_s, 1, 86_400)?;
+        range("shaken.max_pending", sh.max_pending as u64, 1, 1 << 24)?;
+        range(
+            "shaken.replay_entries",
+            sh.replay_entries as u64,
+            16,
+            1 << 26,
+        )?;
+        range(
+            "shaken.x5u.max_bytes",
+            sh.x5u.max_bytes as u64,
+            1024,
+            1 << 20,
+        )?;
+        range("shaken.x5u.timeout_ms", sh.x5u.timeout_ms, 100, 60_000)?;
+        range(
+            "shaken.x5u.cache_entries",
+            sh.x5u.cache_entries as u64,
+            1,
+            1 << 24,
+        )?;
+        for (i, c) in sh.certs.iter().enumerate() {
+            if !(c.url.starts_with("https://") || c.url.starts_with("http://")) {
+                return Err(bad(
+                    &format!("shaken.certs[{i}].url"),
+                    format!("not an http(s) URL: {:?}", c.url),
+                ));
+            }
+            if c.file.trim().is_empty() {
+                return Err(bad(&format!("shaken.certs[{i}].file"), "empty path".into()));
+            }
+        }
+        if sh.enabled && sh.trust_anchors.is_empty() {
+            tracing::warn!("shaken.trust_anchors is empty: every signed call will fail with 437");
+        }
         let mut names = std::collections::HashSet::new();
         for (i, p) in self.peers.iter().enumerate() {
             if p.name.trim().is_empty() || p.name == crate::peers::UNKNOWN_PEER {

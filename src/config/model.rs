@@ -12,6 +12,7 @@ pub struct Config {
     pub sip: SipConfig,
     pub dialog: DialogConfig,
     pub output: OutputConfig,
+    pub shaken: ShakenConfig,
     pub peers: Vec<PeerConfig>,
 }
 
@@ -207,4 +208,74 @@ pub struct PeerConfig {
     #[serde(default)]
     pub ocn: String,
     pub cidrs: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShakenConfig {
+    /// Verify the Identity headers of every INVITE.
+    pub enabled: bool,
+    /// PEM files or directories of them: the STI-CA roots (and pinned intermediates) trusted.
+    pub trust_anchors: Vec<String>,
+    /// Largest |now - iat| accepted, seconds.
+    pub max_iat_age_s: u64,
+    /// Certificates served from files instead of fetched: x5u URL and PEM file.
+    pub certs: Vec<SeededCert>,
+    /// INVITEs waiting for a certificate, over all workers; beyond it they get 436 at once.
+    pub max_pending: usize,
+    /// Signatures remembered for replay detection.
+    pub replay_entries: usize,
+    pub x5u: X5uConfig,
+}
+
+impl Default for ShakenConfig {
+    fn default() -> Self {
+        ShakenConfig {
+            enabled: true,
+            trust_anchors: Vec::new(),
+            max_iat_age_s: 60,
+            certs: Vec::new(),
+            max_pending: 10_000,
+            replay_entries: 1_000_000,
+            x5u: X5uConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SeededCert {
+    pub url: String,
+    pub file: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct X5uConfig {
+    /// Fetch x5u certificates (off: only `certs` are used; others give 436).
+    pub fetch: bool,
+    /// Allow http: URLs (labs and tests only).
+    pub allow_http: bool,
+    /// Allow x5u hosts that resolve to loopback, private or link-local addresses.
+    pub allow_private: bool,
+    /// "host" or "host:port" allowed to resolve to such addresses.
+    pub allowed_hosts: Vec<String>,
+    pub max_bytes: usize,
+    pub timeout_ms: u64,
+    /// Fetched certificates (and failures) cached at most.
+    pub cache_entries: usize,
+}
+
+impl Default for X5uConfig {
+    fn default() -> Self {
+        X5uConfig {
+            fetch: true,
+            allow_http: false,
+            allow_private: false,
+            allowed_hosts: Vec::new(),
+            max_bytes: 65_536,
+            timeout_ms: 4000,
+            cache_entries: 10_000,
+        }
+    }
 }

@@ -40,6 +40,44 @@ pub struct Call {
     cancelled: bool,
     /// Answered 401/407: the caller may retry with credentials on the same Call-ID.
     challenged: bool,
+    /// The STIR/SHAKEN verdict, once verification has run (boxed: most of a call's life it is
+    /// the only large field, and unverified calls pay nothing).
+    shaken: Option<Box<ShakenResult>>,
+}
+
+/// The numbers an initial INVITE presents, canonicalized.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InviteNumbers {
+    /// P-Asserted-Identity (first entry with a number), else From.
+    pub orig: Option<Tn>,
+    pub ruri: Option<Tn>,
+    pub to: Option<Tn>,
+}
+
+/// User parts of the INVITE's identities: (From, chosen PAI entry, Request-URI, To).
+fn invite_users<'a>(msg: &SipMessage<'a>) -> [Option<&'a [u8]>; 4] {
+    let from = name_addr_user(msg.from);
+    // P-Asserted-Identity may list a sip: and a tel: URI; the first that has a number wins.
+    let pai = msg.pai.and_then(|v| {
+        split_list(v)
+            .filter_map(name_addr_user)
+            .find(|u| canonicalize(u).is_some())
+            .or_else(|| split_list(v).find_map(name_addr_user))
+    });
+    let ruri = match msg.start {
+        StartLine::Request { uri, .. } => parse_uri(uri).ok().and_then(|u| u.user),
+        StartLine::Response { .. } => None,
+    };
+    [from, pai, ruri, name_addr_user(msg.to)]
+}
+
+pub fn invite_numbers(msg: &SipMessage<'_>) -> InviteNumbers {
+    let [from, pai, ruri, to] = invite_users(msg);
+    InviteNumbers {
+        orig: tn_of(pai).or_else(|| tn_of(from)),
+        ruri: tn_of(ruri),
+        to: tn_of(to),
+    }
 }
 
 /// The user part of a name-addr header value (From, To, one P-Asserted-Identity entry).
@@ -62,19 +100,8 @@ fn tn_of(user: Option<&[u8]>) -> Option<Tn> {
 impl Call {
     /// Starts a call from an initial INVITE (one without a To tag).
     pub fn from_invite(msg: &SipMessage<'_>, seen: Seen, peer: &Peer, created: u64) -> Call {
-        let from = name_addr_user(msg.from);
-        // P-Asserted-Identity may list a sip: and a tel: URI; the first that has a number wins.
-        let pai = msg.pai.and_then(|v| {
-            split_list(v)
-                .filter_map(name_addr_user)
-                .find(|u| canonicalize(u).is_some())
-                .or_else(|| split_list(v).find_map(name_addr_user))
-        });
-        let ruri = match msg.start {
-            StartLine::Request { uri, .. } => parse_uri(uri).ok().and_then(|u| u.user),
-            StartLine::Response { .. } => None,
-        };
-        let to = name_addr_user(msg.to);
+        let [from, pai, ruri, _] = invite_users(msg);
+        let numbers = invite_numbers(msg);
         let mut texts = TextsBuilder::default();
         texts.set(Field::FromTag, name_addr_tag(msg.from));
         texts.set(Field::FromUser, from);
@@ -96,8 +123,8 @@ impl Call {
             cseq: msg.cseq.seq,
             peer: peer.clone(),
             texts: texts.build(),
-            orig_tn: tn_of(pai).or_else(|| tn_of(from)),
-            dest_tn: tn_of(ruri).or_else(|| tn_of(to)),
+            orig_tn: numbers.orig,
+            dest_tn: numbers.ruri.or(numbers.to),
             has_sdp,
             identity_headers: (msg.identity.len() as u16).saturating_add(msg.identity_overflow),
             final_code: None,
@@ -105,7 +132,12 @@ impl Call {
             answered_ts: None,
             cancelled: false,
             challenged: false,
+            shaken: None,
         }
+    }
+
+    pub fn set_shaken(&mut self, verdict: ShakenResult) {
+        self.shaken = Some(Box::new(verdict));
     }
 
     pub fn cseq(&self) -> u32 {
@@ -229,10 +261,10 @@ impl Call {
             pai_user: self.texts.string(Field::PaiUser),
             ruri_user: self.texts.string(Field::RuriUser),
             user_agent: self.texts.string(Field::UserAgent),
-            shaken: ShakenResult {
+            shaken: self.shaken.map(|b| *b).unwrap_or(ShakenResult {
                 identity_headers: self.identity_headers,
                 ..ShakenResult::default()
-            },
+            }),
             dialog: DialogOutcome {
                 final_code: self.final_code,
                 answered: self.answered_ts.is_some(),

@@ -5,7 +5,7 @@ use super::call::{Call, Seen};
 use crate::clock::Timestamp;
 use crate::config::DialogConfig;
 use crate::peers::PeerTable;
-use crate::record::{CallRecord, EndedBy};
+use crate::record::{CallRecord, EndedBy, ShakenResult};
 use crate::sip::message::{Method, SipMessage, StartLine};
 use crate::sip::uri::{param, parse_name_addr};
 use std::collections::{HashMap, VecDeque};
@@ -181,8 +181,26 @@ impl DialogTable {
         self.calls.is_empty()
     }
 
-    /// Advances the call `msg` belongs to; `emit` receives the record of a call that ends.
-    pub fn handle(&mut self, msg: &SipMessage<'_>, seen: Seen, emit: &mut dyn FnMut(CallRecord)) {
+    /// Attaches the STIR/SHAKEN verdict to an open call; false when the call is gone.
+    pub fn set_shaken(&mut self, call_id: &[u8], verdict: ShakenResult) -> bool {
+        match self.calls.get_mut(call_id) {
+            Some(call) => {
+                call.set_shaken(verdict);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Advances the call `msg` belongs to; `emit` receives the Call-ID and record of a call
+    /// that ends.
+    /// Returns true when `msg` started a new call (the moment to verify its Identity).
+    pub fn handle(
+        &mut self,
+        msg: &SipMessage<'_>,
+        seen: Seen,
+        emit: &mut dyn FnMut(&[u8], CallRecord),
+    ) -> bool {
         let is_invite = matches!(
             msg.start,
             StartLine::Request {
@@ -197,19 +215,19 @@ impl DialogTable {
                 } else if !call.retry(msg) {
                     self.stats.invite_retransmissions += 1;
                 }
-                return;
+                return false;
             }
             if let Some(by) = call.on_message(msg, seen) {
                 self.close(msg.call_id, by, seen.ts, emit);
             }
-            return;
+            return false;
         }
         let closed_cseq = self.recently_closed.closed_cseq(msg.call_id);
         // A new INVITE reusing a closed call's Call-ID with a higher CSeq is a new attempt
         // (after a redirect); with the same CSeq it is a late retransmission.
         if is_invite && closed_cseq.is_some_and(|c| msg.cseq.seq <= c) {
             self.stats.after_close += 1;
-            return;
+            return false;
         }
         if !is_invite || has_to_tag(msg) {
             if closed_cseq.is_some() {
@@ -219,7 +237,7 @@ impl DialogTable {
             } else {
                 self.stats.out_of_dialog += 1;
             }
-            return;
+            return false;
         }
         if self.calls.len() >= self.limits.max_dialogs {
             self.evict_oldest(seen.ts, emit);
@@ -236,6 +254,7 @@ impl DialogTable {
             self.order
                 .retain(|(created, key)| calls.get(key).is_some_and(|c| c.created == *created));
         }
+        true
     }
 
     fn close(
@@ -243,16 +262,16 @@ impl DialogTable {
         call_id: &[u8],
         by: EndedBy,
         at: Timestamp,
-        emit: &mut dyn FnMut(CallRecord),
+        emit: &mut dyn FnMut(&[u8], CallRecord),
     ) {
         if let Some((key, call)) = self.calls.remove_entry(call_id) {
             self.stats.closed(by);
             self.recently_closed.insert(&key, at, call.cseq());
-            emit(call.into_record(&key, by, at, &self.sensor_id));
+            emit(&key, call.into_record(&key, by, at, &self.sensor_id));
         }
     }
 
-    fn evict_oldest(&mut self, now: Timestamp, emit: &mut dyn FnMut(CallRecord)) {
+    fn evict_oldest(&mut self, now: Timestamp, emit: &mut dyn FnMut(&[u8], CallRecord)) {
         while let Some((created, key)) = self.order.pop_front() {
             if self.calls.get(&key).is_some_and(|c| c.created == created) {
                 self.close(&key, EndedBy::Evicted, now, emit);
@@ -262,7 +281,7 @@ impl DialogTable {
     }
 
     /// Closes every call whose deadline has passed at `now`.
-    pub fn expire(&mut self, now: Timestamp, emit: &mut dyn FnMut(CallRecord)) {
+    pub fn expire(&mut self, now: Timestamp, emit: &mut dyn FnMut(&[u8], CallRecord)) {
         self.recently_closed.expire(now);
         let (invite_s, call_s) = (self.limits.invite_timeout_s, self.limits.max_call_s);
         let expired: Vec<(Rc<[u8]>, Timestamp)> = self
@@ -279,7 +298,7 @@ impl DialogTable {
     }
 
     /// Closes every open call (shutdown or end of replay), oldest first.
-    pub fn drain(&mut self, now: Timestamp, emit: &mut dyn FnMut(CallRecord)) {
+    pub fn drain(&mut self, now: Timestamp, emit: &mut dyn FnMut(&[u8], CallRecord)) {
         while let Some((created, key)) = self.order.pop_front() {
             if self.calls.get(&key).is_some_and(|c| c.created == created) {
                 self.close(&key, EndedBy::Shutdown, now, emit);

@@ -23,6 +23,11 @@ pub struct Metrics {
     pub calls: IntCounterVec,
     pub records_written: IntCounter,
     pub records_dropped: IntCounterVec,
+    pub verifications: IntCounterVec,
+    pub verification_failures: IntCounterVec,
+    pub verification_events: IntCounterVec,
+    pub verifications_pending: IntGaugeVec,
+    pub cert_cache: IntGaugeVec,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -63,6 +68,23 @@ impl Metrics {
         .expect("static metric definition");
         r.register(Box::new(dialogs_active.clone()))
             .expect("metric registered once");
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            let g =
+                IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric definition");
+            r.register(Box::new(g.clone()))
+                .expect("metric registered once");
+            g
+        };
+        let verifications_pending = gauge_vec(
+            VERIFICATIONS_PENDING,
+            "Calls waiting for an x5u certificate, per worker",
+            &["worker"],
+        );
+        let cert_cache = gauge_vec(
+            CERT_CACHE,
+            "x5u certificate cache counters (hits, misses, fetches, fetch errors by kind, evictions, entries)",
+            &["stat"],
+        );
         Metrics {
             packets: counter_vec(&r, PACKETS_TOTAL, "Frames read from a capture source", &["source"]),
             capture_bytes: counter_vec(&r, CAPTURE_BYTES_TOTAL, "Bytes of frames read", &["source"]),
@@ -102,6 +124,26 @@ impl Metrics {
             calls: counter_vec(&r, CALLS_TOTAL, "Calls closed, by who or what ended them", &["ended_by"]),
             records_written: counter(&r, RECORDS_WRITTEN_TOTAL, "CallRecords written to the output"),
             records_dropped: counter_vec(&r, RECORDS_DROPPED_TOTAL, "CallRecords lost, by stage", &["where"]),
+            verifications: counter_vec(
+                &r,
+                VERIFICATIONS_TOTAL,
+                "INVITEs verified, by verstat and attestation",
+                &["verstat", "attest"],
+            ),
+            verification_failures: counter_vec(
+                &r,
+                VERIFICATION_FAILURES_TOTAL,
+                "Failed verifications by SIP code (403, 436, 437, 438)",
+                &["code"],
+            ),
+            verification_events: counter_vec(
+                &r,
+                VERIFICATION_EVENTS_TOTAL,
+                "Verification events: replayed tokens, deadlines, pending set full, Identity overflow",
+                &["event"],
+            ),
+            verifications_pending,
+            cert_cache,
             registry: r,
         }
     }

@@ -6,7 +6,7 @@
 use super::dispatch::Dispatcher;
 use crate::capture::decode::Decoder;
 use crate::capture::source::{DropCounters, Next, PcapSource, SourceError};
-use crate::clock::{Clock, Timestamp};
+use crate::clock::{Clock, ManualClock, Timestamp};
 use crate::metrics::Metrics;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -29,6 +29,8 @@ pub struct CaptureThread {
     pub label: String,
     pub progress: bool,
     pub stats_interval: Duration,
+    /// Replay: the clock that follows packet time (verification and certificate cache).
+    pub packet_clock: Option<Arc<ManualClock>>,
 }
 
 #[derive(Debug, Default)]
@@ -62,6 +64,7 @@ impl CaptureThread {
             label,
             progress,
             stats_interval,
+            packet_clock,
         } = self;
         let mut published = Published::default();
         let mut outcome = CaptureOutcome::default();
@@ -109,6 +112,9 @@ impl CaptureThread {
                     last_flush = Instant::now();
                 }
                 if now_ts.0 >= next_tick {
+                    if let Some(c) = &packet_clock {
+                        c.advance_to(now_ts);
+                    }
                     decoder.expire(now_ts);
                     dispatcher.tick(now_ts);
                     if live && last_stats.elapsed() >= stats_interval {

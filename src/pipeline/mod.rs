@@ -12,6 +12,7 @@ pub mod dispatch;
 pub mod messages;
 pub mod run;
 pub mod summary;
+pub mod verification;
 pub mod worker;
 
 pub use run::{run, Input, PipelineError, RunOptions};

@@ -5,16 +5,18 @@ use super::capture_thread::CaptureThread;
 use super::dispatch::{Backpressure, Dispatcher};
 use super::messages::WorkerMsg;
 use super::summary::Summary;
+use super::verification::Verification;
 use super::worker::{RecordSender, Worker};
 use crate::capture::decode::{DecodeSettings, Decoder};
 use crate::capture::source::{PcapSource, SourceError};
-use crate::clock::{Clock, SystemClock, Timestamp};
+use crate::clock::{Clock, ManualClock, SystemClock, Timestamp};
 use crate::config::Config;
 use crate::dialog::table::{DialogLimits, DialogTable};
 use crate::export::jsonl::{JsonlError, JsonlWriter};
 use crate::metrics::Metrics;
 use crate::peers::PeerTable;
 use crate::record::CallRecord;
+use crate::shaken::service::ShakenService;
 use crate::sip::message::ParseLimits;
 use crossbeam_channel::{bounded, RecvTimeoutError};
 use std::path::PathBuf;
@@ -33,6 +35,8 @@ pub enum PipelineError {
     ThreadPanicked(&'static str),
     #[error("cannot start thread: {0}")]
     Spawn(std::io::Error),
+    #[error(transparent)]
+    Shaken(#[from] crate::shaken::service::SetupError),
 }
 
 pub enum Input {
@@ -132,8 +136,21 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
         Ok(())
     })?;
 
+    // Verification. In replay its clock is the capture's (certificate cache TTLs included).
+    let packet_clock = (!live).then(|| Arc::new(ManualClock::new(Timestamp::ZERO)));
+    let shaken = if cfg.shaken.enabled {
+        let clock: Arc<dyn Clock> = match &packet_clock {
+            Some(c) => c.clone(),
+            None => opts.clock.clone(),
+        };
+        Some(Arc::new(ShakenService::from_config(&cfg.shaken, clock)?))
+    } else {
+        None
+    };
+
     // Workers.
     let n = cfg.worker_count();
+    let pending_per_worker = (cfg.shaken.max_pending / n).max(1);
     let peers = Arc::new(PeerTable::new(&cfg.peers));
     let sensor_id: Arc<str> = Arc::from(cfg.sensor.id.as_str());
     let (recycle_tx, recycle_rx) = bounded(n * (cfg.capture.queue_batches + 2));
@@ -157,6 +174,13 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
             peers.clone(),
             sensor_id.clone(),
         );
+        let verification = shaken.as_ref().map(|svc| {
+            let (tx, rx) = bounded::<String>(pending_per_worker);
+            (
+                Verification::new(svc.clone(), metrics.clone(), tx, pending_per_worker),
+                rx,
+            )
+        });
         workers.push(spawn(format!("worker-{id}"), move || {
             Worker {
                 id,
@@ -167,6 +191,7 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
                 table: DialogTable::new(dialog_limits, peers, sensor_id),
                 limits,
                 metrics,
+                verification,
             }
             .run()
         })?);
@@ -204,6 +229,7 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
             label: label.clone(),
             progress: opts.progress,
             stats_interval: Duration::from_secs(cfg.capture.stats_interval_s),
+            packet_clock: packet_clock.clone(),
         };
         captures.push(spawn(format!("capture-{label}"), move || t.run())?);
     }

@@ -3,6 +3,7 @@
 //! Counters are kept locally and published once per batch.
 
 use super::messages::{Batch, WorkerMsg};
+use super::verification::Verification;
 use crate::clock::Timestamp;
 use crate::dialog::call::Seen;
 use crate::dialog::table::{DialogStats, DialogTable};
@@ -10,10 +11,11 @@ use crate::metrics::Metrics;
 use crate::record::CallRecord;
 use crate::sip::message::{Method, ParseLimits, SipMessage, StartLine};
 use crate::sip::parse::parse;
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvError, Sender, TrySendError};
 use prometheus::IntCounter;
 use std::cell::Cell;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Labels of `sip_messages_total{kind}`: request methods, then response classes.
 const KINDS: [&str; 21] = [
@@ -78,6 +80,8 @@ pub struct Worker {
     pub table: DialogTable,
     pub limits: ParseLimits,
     pub metrics: Arc<Metrics>,
+    /// STIR/SHAKEN for this worker's calls, with the channel its fetch notifications arrive on.
+    pub verification: Option<(Verification, Receiver<String>)>,
 }
 
 struct Published {
@@ -87,6 +91,14 @@ struct Published {
 
 /// Workers expire calls themselves when message time has moved this far since the last sweep.
 const SELF_TICK_US: i64 = 1_000_000;
+/// How often an idle worker wakes to check verification deadlines.
+const IDLE_WAKE: Duration = Duration::from_millis(100);
+
+enum Event {
+    Msg(Result<WorkerMsg, RecvError>),
+    CertReady(String),
+    Idle,
+}
 
 impl Worker {
     pub fn run(mut self) {
@@ -101,22 +113,44 @@ impl Worker {
             .metrics
             .dialogs_active
             .with_label_values(&[&self.id.to_string()]);
+        let parked_gauge = self
+            .metrics
+            .verifications_pending
+            .with_label_values(&[&self.id.to_string()]);
         let mut counts = [0u64; KINDS.len()];
         let mut now = Timestamp::ZERO;
         let mut last_sweep = Timestamp::ZERO;
         let dropped = Cell::new(0u64);
         let records = self.records.clone();
-        let mut emit = |r: CallRecord| {
+        let send = |r: CallRecord| {
             if records.wait {
                 let _ = records.tx.send(r);
             } else if let Err(TrySendError::Full(_)) = records.tx.try_send(r) {
                 dropped.set(dropped.get() + 1);
             }
         };
+        let (mut verification, cert_rx) = match self.verification.take() {
+            Some((v, rx)) => (Some(v), rx),
+            None => (None, crossbeam_channel::never()),
+        };
+        let mut out: Vec<CallRecord> = Vec::new();
+        // A finished call's record waits while its verdict is pending.
+        let emit =
+            |key: &[u8], r: CallRecord, v: &mut Option<Verification>, out: &mut Vec<CallRecord>| {
+                match v.as_mut() {
+                    Some(v) => out.extend(v.hold(key, r)),
+                    None => out.push(r),
+                }
+            };
         loop {
-            let msg = self.rx.recv();
-            match msg {
-                Ok(WorkerMsg::Batch(mut batch)) => {
+            let event = crossbeam_channel::select! {
+                recv(self.rx) -> m => Event::Msg(m),
+                recv(cert_rx) -> u => u.map_or(Event::Idle, Event::CertReady),
+                default(IDLE_WAKE) => Event::Idle,
+            };
+            let mut stop = false;
+            match event {
+                Event::Msg(Ok(WorkerMsg::Batch(mut batch))) => {
                     for item in &batch.items {
                         now = now.max(item.ts);
                         let seen = Seen {
@@ -128,7 +162,12 @@ impl Worker {
                         match parse(batch.message(item), &self.limits) {
                             Ok(msg) => {
                                 counts[kind_index(&msg)] += 1;
-                                self.table.handle(&msg, seen, &mut emit);
+                                let created = self.table.handle(&msg, seen, &mut |k, r| {
+                                    emit(k, r, &mut verification, &mut out)
+                                });
+                                if let (true, Some(v)) = (created, verification.as_mut()) {
+                                    v.start(&msg, item.ts.as_secs(), &mut self.table);
+                                }
                             }
                             Err(e) => self
                                 .metrics
@@ -138,30 +177,63 @@ impl Worker {
                         }
                     }
                     if now.0 - last_sweep.0 >= SELF_TICK_US {
-                        self.table.expire(now, &mut emit);
+                        self.table
+                            .expire(now, &mut |k, r| emit(k, r, &mut verification, &mut out));
                         last_sweep = now;
                     }
                     batch.clear();
                     let _ = self.recycle.try_send(batch);
                 }
-                Ok(WorkerMsg::Tick(t)) => {
+                Event::Msg(Ok(WorkerMsg::Tick(t))) => {
                     now = now.max(t);
-                    self.table.expire(now, &mut emit);
+                    if let (0, Some(v)) = (self.id, verification.as_ref()) {
+                        v.publish_cache_stats();
+                    }
+                    self.table
+                        .expire(now, &mut |k, r| emit(k, r, &mut verification, &mut out));
                     last_sweep = now;
                 }
-                Ok(WorkerMsg::Shutdown(t)) => {
-                    self.table.drain(now.max(t), &mut emit);
-                    break;
+                Event::Msg(Ok(WorkerMsg::Shutdown(t))) => {
+                    now = now.max(t);
+                    stop = true;
                 }
-                Err(_) => {
-                    self.table.drain(now, &mut emit);
-                    break;
+                Event::Msg(Err(_)) => stop = true,
+                Event::CertReady(url) => {
+                    if let Some(v) = verification.as_mut() {
+                        v.cert_ready(&url, &mut self.table, &mut out);
+                    }
                 }
+                Event::Idle => {}
+            }
+            if let Some(v) = verification.as_mut() {
+                v.expire(false, &mut self.table, &mut out);
+            }
+            if stop {
+                // Verdicts still being fetched get their chance before the last records go out.
+                if let Some(v) = verification.as_mut() {
+                    while v.parked() > 0 {
+                        match cert_rx.recv_timeout(IDLE_WAKE) {
+                            Ok(url) => v.cert_ready(&url, &mut self.table, &mut out),
+                            Err(_) => v.expire(false, &mut self.table, &mut out),
+                        }
+                    }
+                }
+                self.table
+                    .drain(now, &mut |k, r| emit(k, r, &mut verification, &mut out));
+                if let Some(v) = verification.as_mut() {
+                    v.expire(true, &mut self.table, &mut out);
+                }
+            }
+            for r in out.drain(..) {
+                send(r);
             }
             self.publish(&mut published, &mut counts, &dropped);
             gauge.set(self.table.len() as i64);
+            parked_gauge.set(verification.as_ref().map_or(0, |v| v.parked()) as i64);
+            if stop {
+                break;
+            }
         }
-        self.publish(&mut published, &mut counts, &dropped);
         gauge.set(0);
     }
 

@@ -14,6 +14,7 @@ pub mod fetch;
 pub mod identity;
 pub mod passport;
 pub mod replay;
+pub mod service;
 pub mod tnauth;
 pub mod verdict;
 pub mod verify;

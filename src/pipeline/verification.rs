@@ -1,0 +1,267 @@
+//! A worker's side of STIR/SHAKEN: verifies the Identity headers of each new call, parks calls
+//! whose certificate is being fetched (bounded; each with a wall-clock deadline, since fetches
+//! take real time even when a replay runs faster than real time), and holds back the record of
+//! a call that ends before its verdict is known.
+
+use crate::dialog::call::invite_numbers;
+use crate::dialog::table::DialogTable;
+use crate::metrics::Metrics;
+use crate::record::{CallRecord, ShakenResult};
+use crate::shaken::service::{CertLookup, ShakenService};
+use crate::shaken::verdict::{Failure, FailureClass};
+use crate::shaken::verify::{CallNumbers, HeaderCheck};
+use crate::sip::message::SipMessage;
+use crossbeam_channel::Sender;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Parked {
+    checks: Vec<HeaderCheck>,
+    now: i64,
+    deadline: Instant,
+    /// The call's record, when the call ended before its verdict.
+    held: Option<CallRecord>,
+}
+
+pub struct Verification {
+    svc: Arc<ShakenService>,
+    metrics: Arc<Metrics>,
+    /// Told (with the URL) when a fetch this worker waits for completes.
+    notify: Sender<String>,
+    parked: HashMap<Box<[u8]>, Parked>,
+    by_url: HashMap<String, Vec<Box<[u8]>>>,
+    cap: usize,
+    grace: Duration,
+}
+
+impl Verification {
+    pub fn new(
+        svc: Arc<ShakenService>,
+        metrics: Arc<Metrics>,
+        notify: Sender<String>,
+        cap: usize,
+    ) -> Self {
+        let grace = svc.fetch_timeout + Duration::from_millis(500);
+        Verification {
+            svc,
+            metrics,
+            notify,
+            parked: HashMap::new(),
+            by_url: HashMap::new(),
+            cap: cap.max(1),
+            grace,
+        }
+    }
+
+    /// Copies the shared certificate cache's counters into the metrics (one worker does it).
+    pub fn publish_cache_stats(&self) {
+        let Some(s) = self.svc.cache_stats() else {
+            return;
+        };
+        let g = &self.metrics.cert_cache;
+        for (stat, n) in [
+            ("hits", s.hits),
+            ("negative_hits", s.negative_hits),
+            ("misses", s.misses),
+            ("fetches", s.fetches),
+            ("parse_errors", s.parse_errors),
+            ("evictions", s.evictions),
+            ("entries", s.entries),
+            ("in_flight", s.in_flight),
+            ("overloaded", s.overloaded),
+        ] {
+            g.with_label_values(&[stat]).set(n as i64);
+        }
+        for (kind, n) in s.fetch_errors {
+            g.with_label_values(&[&format!("fetch_error_{kind}")])
+                .set(n as i64);
+        }
+    }
+
+    pub fn parked(&self) -> usize {
+        self.parked.len()
+    }
+
+    /// Verifies the INVITE that just started a call; the verdict goes onto the call now or,
+    /// if a certificate must be fetched, when it arrives.
+    pub fn start(&mut self, msg: &SipMessage<'_>, now: i64, table: &mut DialogTable) {
+        let n = invite_numbers(msg);
+        let numbers = CallNumbers {
+            orig: n.orig,
+            dest: [n.ruri, n.to],
+        };
+        let v = &self.svc.verifier;
+        let mut checks: Vec<HeaderCheck> = msg
+            .identity
+            .iter()
+            .map(|h| v.precheck(h, &numbers, now))
+            .collect();
+        if msg.identity_overflow > 0 {
+            self.metrics
+                .verification_events
+                .with_label_values(&["identity_overflow"])
+                .inc();
+        }
+        let mut waiting: Vec<String> = Vec::new();
+        for c in checks.iter_mut() {
+            let Some(url) = c.awaited_x5u().map(str::to_string) else {
+                continue;
+            };
+            let lookup = if waiting.contains(&url) {
+                CertLookup::Pending
+            } else if self.parked.len() >= self.cap {
+                self.metrics
+                    .verification_events
+                    .with_label_values(&["pending_full"])
+                    .inc();
+                CertLookup::Failed(Failure::new(
+                    FailureClass::BadIdentityInfo,
+                    "too many calls already wait for certificates (shaken.max_pending)",
+                ))
+            } else {
+                let notify = self.notify.clone();
+                let u = url.clone();
+                self.svc.lookup(
+                    &url,
+                    Box::new(move || {
+                        let _ = notify.try_send(u);
+                    }),
+                )
+            };
+            match lookup {
+                CertLookup::Pending => {
+                    if !waiting.contains(&url) {
+                        waiting.push(url);
+                    }
+                }
+                done => self.svc.finish(c, &done, now),
+            }
+        }
+        if waiting.is_empty() {
+            let verdict = self.verdict(msg.call_id, &checks, now);
+            table.set_shaken(msg.call_id, verdict);
+            return;
+        }
+        let key: Box<[u8]> = Box::from(msg.call_id);
+        for url in waiting {
+            self.by_url.entry(url).or_default().push(key.clone());
+        }
+        self.parked.insert(
+            key,
+            Parked {
+                checks,
+                now,
+                deadline: Instant::now() + self.grace,
+                held: None,
+            },
+        );
+    }
+
+    fn verdict(&self, call_id: &[u8], checks: &[HeaderCheck], now: i64) -> ShakenResult {
+        let r = self.svc.verifier.verdict(call_id, checks, now);
+        let m = &self.metrics;
+        let verstat = r.verstat.as_deref().unwrap_or("none");
+        m.verifications
+            .with_label_values(&[verstat, r.attest.as_deref().unwrap_or("none")])
+            .inc();
+        if let Some(code) = r.code {
+            m.verification_failures
+                .with_label_values(&[&code.to_string()])
+                .inc();
+        }
+        if r.replayed {
+            m.verification_events.with_label_values(&["replayed"]).inc();
+        }
+        r
+    }
+
+    /// Keeps back the record of a call whose verdict is pending; returns it otherwise.
+    pub fn hold(&mut self, call_id: &[u8], record: CallRecord) -> Option<CallRecord> {
+        match self.parked.get_mut(call_id) {
+            Some(p) if p.held.is_none() => {
+                p.held = Some(record);
+                None
+            }
+            _ => Some(record),
+        }
+    }
+
+    /// A fetch completed: finish every call that waited only for it.
+    pub fn cert_ready(&mut self, url: &str, table: &mut DialogTable, out: &mut Vec<CallRecord>) {
+        let Some(keys) = self.by_url.remove(url) else {
+            return;
+        };
+        let lookup = self.svc.peek(url);
+        if matches!(lookup, CertLookup::Pending) {
+            // Evicted already, or a spurious wake-up: wait for the deadline.
+            self.by_url.insert(url.to_string(), keys);
+            return;
+        }
+        for key in keys {
+            let Some(p) = self.parked.get_mut(&key) else {
+                continue;
+            };
+            for c in p.checks.iter_mut().filter(|c| c.awaited_x5u() == Some(url)) {
+                self.svc.finish(c, &lookup, p.now);
+            }
+            if p.checks.iter().all(|c| c.result.is_some()) {
+                self.complete(&key, table, out);
+            }
+        }
+    }
+
+    /// Calls past their deadline get 436 for what is still missing. `all`: every parked call
+    /// (shutdown, after waiting for what can still arrive).
+    pub fn expire(&mut self, all: bool, table: &mut DialogTable, out: &mut Vec<CallRecord>) {
+        let now = Instant::now();
+        let due: Vec<Box<[u8]>> = self
+            .parked
+            .iter()
+            .filter(|(_, p)| all || p.deadline <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            if let Some(p) = self.parked.get_mut(&key) {
+                for c in p.checks.iter_mut().filter(|c| c.result.is_none()) {
+                    c.result = Some(Err(Failure::new(
+                        FailureClass::BadIdentityInfo,
+                        format!(
+                            "certificate {} not fetched within {} ms",
+                            c.awaited_x5u().unwrap_or("?"),
+                            self.grace.as_millis()
+                        ),
+                    )));
+                }
+                self.metrics
+                    .verification_events
+                    .with_label_values(&["deadline"])
+                    .inc();
+            }
+            self.complete(&key, table, out);
+        }
+        self.by_url.retain(|_, keys| {
+            keys.retain(|k| self.parked.contains_key(k));
+            !keys.is_empty()
+        });
+    }
+
+    fn complete(&mut self, key: &[u8], table: &mut DialogTable, out: &mut Vec<CallRecord>) {
+        let Some(p) = self.parked.remove(key) else {
+            return;
+        };
+        let verdict = self.verdict(key, &p.checks, p.now);
+        match p.held {
+            Some(mut record) => {
+                let identity_headers = record.shaken.identity_headers;
+                record.shaken = verdict;
+                record.shaken.identity_headers =
+                    identity_headers.max(record.shaken.identity_headers);
+                out.push(record);
+            }
+            None => {
+                table.set_shaken(key, verdict);
+            }
+        }
+    }
+}
