@@ -311,7 +311,7 @@ fn same_token_on_another_call_is_replayed() {
     let out = r.verify(
         &seeded(p, &p.valid),
         &[
-            invite("first", &[token.clone()]),
+            invite("first", std::slice::from_ref(&token)),
             invite("second", &[token]),
         ],
     );
