@@ -6,10 +6,17 @@ the figures. Packets are written in timestamp order (calls overlap: 1 s ringing,
 Standard library only; a few seconds per 100k calls.
 
 usage: gen_calls.py OUT.pcap CALLS [--invites-only] [--cps N] [--identity-bytes N]
+                    [--sign-key KEY.pem --x5u URL] [--mtu N] [--pad N] [--start UNIX]
   default: full dialogs (INVITE, 100, 180, 200, ACK, BYE, 200 = 7 messages per call)
   --invites-only: one INVITE per call (like the reference capture in shared/PERF-ANCHORS.md)
   --cps: calls per second of capture time (default 10000)
   --identity-bytes: add an Identity header of about that size to each INVITE (0 = none)
+  --sign-key/--x5u: give each INVITE a distinct, valid ES256 SHAKEN PASSporT (iat = its packet
+      time), signed with that PKCS#8 P-256 key (needs python3-cryptography)
+  --mtu: split IPv4 datagrams larger than this into fragments, as a 1500-byte path would
+  --pad: add an X-Padding header of N bytes to each INVITE (signed INVITEs are ~1.6 KB)
+  --start: capture start time, Unix seconds (default 1795000000; signed runs use "now" so the
+      certificate is valid at every iat)
 """
 import argparse
 import heapq
@@ -30,6 +37,26 @@ def ip_udp(src, dst, sport, dport, payload, ident):
     return hdr[:10] + struct.pack("!H", csum) + hdr[12:] + udp
 
 
+def fragments(packet, mtu):
+    """IPv4 fragments of `packet` (a full IPv4 datagram) for an MTU, RFC 791 style."""
+    ihl = (packet[0] & 0x0F) * 4
+    header, payload = packet[:ihl], packet[ihl:]
+    step = (mtu - ihl) // 8 * 8
+    out = []
+    for off in range(0, len(payload), step):
+        chunk = payload[off:off + step]
+        more = 0x2000 if off + step < len(payload) else 0
+        h = bytearray(header)
+        struct.pack_into("!H", h, 2, ihl + len(chunk))
+        struct.pack_into("!H", h, 6, more | (off // 8))
+        struct.pack_into("!H", h, 10, 0)
+        csum = sum((h[i] << 8) | h[i + 1] for i in range(0, ihl, 2))
+        csum = (csum & 0xFFFF) + (csum >> 16)
+        struct.pack_into("!H", h, 10, ~((csum & 0xFFFF) + (csum >> 16)) & 0xFFFF)
+        out.append(bytes(h) + chunk)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -37,8 +64,33 @@ def main():
     ap.add_argument("--invites-only", action="store_true")
     ap.add_argument("--cps", type=int, default=10000)
     ap.add_argument("--identity-bytes", type=int, default=0)
+    ap.add_argument("--sign-key")
+    ap.add_argument("--x5u", default="https://cert.example.org/sp.pem")
+    ap.add_argument("--mtu", type=int, default=0)
+    ap.add_argument("--pad", type=int, default=0)
+    ap.add_argument("--start", type=int, default=1795000000)
     a = ap.parse_args()
-    start = 1795000000
+    signer = None
+    if a.sign_key:
+        import base64
+        import json
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+        key = serialization.load_pem_private_key(open(a.sign_key, "rb").read(), None)
+        b64u = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+        hdr = b64u(json.dumps({"alg": "ES256", "ppt": "shaken", "typ": "passport", "x5u": a.x5u},
+                              separators=(",", ":")).encode())
+
+        def signer(orig, dest, iat, n):
+            claims = {"attest": "A", "dest": {"tn": [dest]}, "iat": iat, "orig": {"tn": orig},
+                      "origid": "%08x-0000-4000-8000-%012x" % (n & 0xFFFFFFFF, n)}
+            body = hdr + "." + b64u(json.dumps(claims, separators=(",", ":")).encode())
+            r, s_ = decode_dss_signature(key.sign(body.encode(), ec.ECDSA(hashes.SHA256())))
+            sig = b64u(r.to_bytes(32, "big") + s_.to_bytes(32, "big"))
+            return "Identity: %s.%s;info=<%s>;alg=ES256;ppt=shaken\r\n" % (body, sig, a.x5u)
+    start = a.start
     with open(a.out, "wb") as f:
         f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
         ident = 0
@@ -49,9 +101,12 @@ def main():
         def write(t_us, src, dst, text):
             nonlocal ident
             ident += 1
-            frame = ETH + ip_udp(src, dst, 5060, 5060, text, ident)
-            f.write(struct.pack("<IIII", t_us // 1_000_000, t_us % 1_000_000, len(frame), len(frame)))
-            f.write(frame)
+            packet = ip_udp(src, dst, 5060, 5060, text, ident)
+            parts = fragments(packet, a.mtu) if a.mtu and len(packet) > a.mtu else [packet]
+            for p in parts:
+                frame = ETH + p
+                f.write(struct.pack("<IIII", t_us // 1_000_000, t_us % 1_000_000, len(frame), len(frame)))
+                f.write(frame)
 
         def emit(t_us, src, dst, sport, dport, text):
             nonlocal seq
@@ -74,7 +129,9 @@ def main():
                 "a=rtpmap:101 telephone-event/8000\r\n" % (n, port)
             )
             identity = ""
-            if a.identity_bytes:
+            if signer:
+                identity = signer(caller[1:], callee[1:], t // 1_000_000, n)
+            elif a.identity_bytes:
                 body = ("eyJhbGciOiJFUzI1NiJ9." + ("A" * a.identity_bytes))[: a.identity_bytes]
                 identity = "Identity: %s.sig%d;info=<https://cert.example.org/sp.pem>;alg=ES256;ppt=shaken\r\n" % (body, n)
             common = (
@@ -89,9 +146,10 @@ def main():
                 "CSeq: 1 INVITE\r\n"
                 "P-Asserted-Identity: <sip:%s@198.51.100.10;user=phone>\r\n"
                 "Contact: <sip:%s@198.51.100.10:5060>\r\n"
-                "User-Agent: gen-calls/1\r\n%s"
+                "User-Agent: gen-calls/1\r\n%s%s"
                 "Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s"
-                % (callee, branch, common, callee, caller, caller, identity, len(sdp), sdp)
+                % (callee, branch, common, callee, caller, caller, identity,
+                   "X-Padding: %s\r\n" % ("p" * a.pad) if a.pad else "", len(sdp), sdp)
             )
             emit(t, UAC, UAS, 5060, 5060, invite.encode())
             if a.invites_only:
