@@ -325,7 +325,14 @@ fn serve(
     status: &'static str,
     body: Vec<u8>,
 ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    serve_on(TcpListener::bind("127.0.0.1:0").unwrap(), status, body)
+}
+
+fn serve_on(
+    listener: TcpListener,
+    status: &'static str,
+    body: Vec<u8>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     let port = listener.local_addr().unwrap().port();
     let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = hits.clone();
@@ -542,4 +549,77 @@ fn pcap_input_verifies_every_invite() {
         assert_outcome(v, "No-TN-Validation", Some(436), "fetching is off");
         assert_eq!(v["attest"], "A");
     }
+}
+
+/// A PKI whose leaves name a CRL distribution point on a live 127.0.0.1 server.
+fn pki_with_crl_server(
+    serve_crl: bool,
+) -> Option<(TestPki, std::sync::Arc<std::sync::atomic::AtomicUsize>)> {
+    if !common_pki::openssl_available() {
+        eprintln!("SKIPPED: the openssl CLI is not available");
+        return None;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let p = common_pki::build(&common_pki::PkiOptions {
+        crl_url: format!("http://127.0.0.1:{port}/ca.crl"),
+        ..common_pki::PkiOptions::default()
+    });
+    let hits = if serve_crl {
+        serve_on(listener, "200 OK", p.crl_der.clone()).1
+    } else {
+        drop(listener); // nothing listens: the CRL is unreachable
+        Default::default()
+    };
+    Some((p, hits))
+}
+
+fn crl_args(r: &Run, p: &TestPki, leaf: &Leaf, mode: &str) -> Vec<String> {
+    let cfg = r.file(
+        "crl.toml",
+        format!("[shaken]\ncrl = \"{mode}\"\n[shaken.x5u]\nallow_http = true\nallowed_hosts = [\"127.0.0.1\"]\ntimeout_ms = 2000\n").as_bytes(),
+    );
+    let mut a = vec!["--config".to_string(), cfg.display().to_string()];
+    a.extend(seeded(p, leaf));
+    a
+}
+
+#[test]
+fn revoked_certificate_gives_437_from_a_served_crl() {
+    let Some((p, hits)) = pki_with_crl_server(true) else {
+        return;
+    };
+    let r = Run::new();
+    let out = r.verify(
+        &crl_args(&r, &p, &p.revoked, "soft"),
+        &[invite("revoked", &[signed(&p.revoked, X5U, now())])],
+    );
+    assert_outcome(&out[0], "TN-Validation-Failed", Some(437), "revoked");
+    let out = r.verify(
+        &crl_args(&r, &p, &p.valid, "hard"),
+        &[invite("not-revoked", &[signed(&p.valid, X5U, now())])],
+    );
+    assert_outcome(&out[0], "TN-Validation-Passed", None, "");
+    assert!(
+        hits.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "the CRL was fetched over HTTP"
+    );
+}
+
+#[test]
+fn unreachable_crl_passes_soft_and_fails_hard() {
+    let Some((p, _)) = pki_with_crl_server(false) else {
+        return;
+    };
+    let r = Run::new();
+    let call = [invite("no-crl", &[signed(&p.valid, X5U, now())])];
+    let out = r.verify(&crl_args(&r, &p, &p.valid, "soft"), &call);
+    assert_outcome(&out[0], "TN-Validation-Passed", None, "");
+    let out = r.verify(&crl_args(&r, &p, &p.valid, "hard"), &call);
+    assert_outcome(&out[0], "TN-Validation-Failed", Some(437), "unavailable");
+    let out = r.verify(
+        &crl_args(&r, &p, &p.revoked, "off"),
+        &[invite("off", &[signed(&p.revoked, X5U, now())])],
+    );
+    assert_outcome(&out[0], "TN-Validation-Passed", None, "");
 }

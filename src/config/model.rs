@@ -225,7 +225,21 @@ pub struct ShakenConfig {
     pub max_pending: usize,
     /// Signatures remembered for replay detection.
     pub replay_entries: usize,
+    /// Revocation checks against the leaf's CRL distribution point.
+    pub crl: CrlMode,
     pub x5u: X5uConfig,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CrlMode {
+    /// No revocation checks.
+    Off,
+    /// A revoked certificate fails (437); a CRL that cannot be had (yet) lets the call pass
+    /// and is counted.
+    Soft,
+    /// Also fail (437) when the CRL cannot be had or is stale.
+    Hard,
 }
 
 impl Default for ShakenConfig {
@@ -237,6 +251,7 @@ impl Default for ShakenConfig {
             certs: Vec::new(),
             max_pending: 10_000,
             replay_entries: 1_000_000,
+            crl: CrlMode::Soft,
             x5u: X5uConfig::default(),
         }
     }

@@ -73,6 +73,11 @@ impl Verification {
         ] {
             g.with_label_values(&[stat]).set(n as i64);
         }
+        g.with_label_values(&["crl_unavailable"]).set(
+            self.svc
+                .crl_unavailable
+                .load(std::sync::atomic::Ordering::Relaxed) as i64,
+        );
         for (kind, n) in s.fetch_errors {
             g.with_label_values(&[&format!("fetch_error_{kind}")])
                 .set(n as i64);

@@ -123,55 +123,70 @@ fn messages(input: &str, cfg: &Config) -> Result<Vec<Vec<u8>>, OfflineError> {
     Ok(out)
 }
 
-/// Completes every check waiting for a certificate, waiting at most the fetch deadline.
+/// Completes every check waiting for a certificate (and its CRL, when revocation is
+/// checked), waiting at most the fetch deadline for each.
 fn complete(svc: &ShakenService, checks: &mut [HeaderCheck], now: i64) {
-    let (tx, rx) = mpsc::channel::<()>();
-    let mut waiting = 0;
-    let mut urls: Vec<String> = Vec::new();
-    let wanted: Vec<String> = checks
+    let mut urls: Vec<String> = checks
         .iter()
         .filter_map(|c| c.awaited_x5u().map(str::to_string))
         .collect();
-    for url in wanted {
-        if urls.contains(&url) {
-            continue;
+    urls.sort();
+    urls.dedup();
+    let wait = |pending: usize, rx: &mpsc::Receiver<()>| {
+        let deadline = Instant::now() + svc.fetch_timeout + Duration::from_secs(1);
+        for _ in 0..pending {
+            if rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .is_err()
+            {
+                break;
+            }
         }
+    };
+    let (tx, rx) = mpsc::channel::<()>();
+    let mut pending = 0;
+    for url in &urls {
         let tx = tx.clone();
-        match svc.lookup(
-            &url,
+        if let CertLookup::Pending = svc.lookup(
+            url,
             Box::new(move || {
                 let _ = tx.send(());
             }),
         ) {
-            CertLookup::Pending => {
-                waiting += 1;
-                urls.push(url);
-            }
-            done => {
-                for c in checks
-                    .iter_mut()
-                    .filter(|c| c.awaited_x5u() == Some(url.as_str()))
-                {
-                    svc.finish(c, &done, now);
+            pending += 1;
+        }
+    }
+    wait(pending, &rx);
+    let lookups: Vec<(String, CertLookup)> = urls
+        .into_iter()
+        .map(|u| {
+            let l = svc.peek(&u);
+            (u, l)
+        })
+        .collect();
+    let mut pending = 0;
+    for (_, lookup) in &lookups {
+        if let CertLookup::Ready(entry) = lookup {
+            if let Ok(chain) = &entry.0 {
+                let tx = tx.clone();
+                if svc.prefetch_crl(
+                    chain,
+                    Box::new(move || {
+                        let _ = tx.send(());
+                    }),
+                ) {
+                    pending += 1;
                 }
             }
         }
     }
-    let deadline = Instant::now() + svc.fetch_timeout + Duration::from_secs(1);
-    while waiting > 0
-        && rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .is_ok()
-    {
-        waiting -= 1;
-    }
-    for url in urls {
-        let lookup = svc.peek(&url);
+    wait(pending, &rx);
+    for (url, lookup) in &lookups {
         for c in checks
             .iter_mut()
             .filter(|c| c.awaited_x5u() == Some(url.as_str()))
         {
-            svc.finish(c, &lookup, now);
+            svc.finish(c, lookup, now);
         }
     }
 }

@@ -3,17 +3,19 @@
 //! pipeline thread) and the [`Verifier`]. Workers ask for a credential without blocking:
 //! ready, failed, or pending with a callback when the fetch completes.
 
-use super::cache::{CacheLimits, FailKind, FetchCache, Lookup};
+use super::cache::{CacheLimits, FailKind, FetchCache, Lookup, ParseFn};
 use super::certs::{parse_and_validate, CertChain, CertError, TrustAnchors};
+use super::crl::{check_revocation, parse_and_verify_crl, Crl};
 use super::fetch::{FetchPolicy, Fetcher};
 use super::replay::ReplayGuard;
 use super::verdict::{Failure, FailureClass};
 use super::verify::{Credential, HeaderCheck, Verifier, VerifyPolicy};
 use crate::clock::Clock;
-use crate::config::ShakenConfig;
+use crate::config::{CrlMode, ShakenConfig};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// What an x5u URL yielded: a chain that validated against the anchors, or why not. A chain
@@ -45,6 +47,28 @@ pub enum SetupError {
     Runtime(std::io::Error),
 }
 
+/// A fetched CRL, verified against the chain that first needs it (its issuer signs it) and
+/// remembered so that one CRL costs one signature check.
+pub struct CrlEntry {
+    body: Vec<u8>,
+    verified: Mutex<Option<Result<Arc<Crl>, CertError>>>,
+}
+
+impl super::cache::Expiring for CrlEntry {
+    fn not_after(&self) -> i64 {
+        // Its nextUpdate is only known after verification; staleness is checked per use.
+        i64::MAX
+    }
+}
+
+impl CrlEntry {
+    fn crl(&self, chain: &CertChain, anchors: &TrustAnchors) -> Result<Arc<Crl>, CertError> {
+        let mut memo = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        memo.get_or_insert_with(|| parse_and_verify_crl(&self.body, chain, anchors).map(Arc::new))
+            .clone()
+    }
+}
+
 pub enum CertLookup {
     Ready(Arc<ChainEntry>),
     Failed(Failure),
@@ -56,6 +80,10 @@ pub struct ShakenService {
     anchors: Arc<TrustAnchors>,
     seeds: HashMap<String, Arc<ChainEntry>>,
     cache: Option<FetchCache<ChainEntry>>,
+    crl_cache: Option<FetchCache<CrlEntry>>,
+    crl_mode: CrlMode,
+    /// Calls judged without their CRL (soft mode) or failed for lack of it (hard mode).
+    pub crl_unavailable: AtomicU64,
     /// Owns the I/O threads behind `cache`; dropped last.
     _runtime: Option<tokio::runtime::Runtime>,
     pub fetch_timeout: Duration,
@@ -97,7 +125,7 @@ impl ShakenService {
             seeds.insert(c.url.clone(), Arc::new(entry));
         }
         let fetch_timeout = Duration::from_millis(cfg.x5u.timeout_ms);
-        let (cache, runtime) = if cfg.x5u.fetch {
+        let (cache, crl_cache, runtime) = if cfg.x5u.fetch {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .thread_name("x5u-fetch")
@@ -123,18 +151,33 @@ impl ShakenService {
                 );
             let limits = CacheLimits {
                 max_entries: cfg.x5u.cache_entries,
+                // CRLs are larger than certificates; the fetch policy's cap applies to both.
                 ..CacheLimits::default()
             };
-            let cache = FetchCache::new(
-                Arc::new(fetcher),
-                limits,
-                parse,
-                clock,
-                runtime.handle().clone(),
-            );
-            (Some(cache), Some(runtime))
+            let fetcher = Arc::new(fetcher);
+            let crl_cache = (cfg.crl != CrlMode::Off).then(|| {
+                let crl_limits = CacheLimits {
+                    max_entries: 1000,
+                    ..CacheLimits::default()
+                };
+                let parse: ParseFn<CrlEntry> = Arc::new(|body: &[u8]| {
+                    Ok(CrlEntry {
+                        body: body.to_vec(),
+                        verified: Mutex::new(None),
+                    })
+                });
+                FetchCache::new(
+                    fetcher.clone(),
+                    crl_limits,
+                    parse,
+                    clock.clone(),
+                    runtime.handle().clone(),
+                )
+            });
+            let cache = FetchCache::new(fetcher, limits, parse, clock, runtime.handle().clone());
+            (Some(cache), crl_cache, Some(runtime))
         } else {
-            (None, None)
+            (None, None, None)
         };
         let policy = VerifyPolicy {
             max_iat_age_s: cfg.max_iat_age_s as i64,
@@ -144,6 +187,9 @@ impl ShakenService {
             anchors,
             seeds,
             cache,
+            crl_cache,
+            crl_mode: cfg.crl,
+            crl_unavailable: AtomicU64::new(0),
             _runtime: runtime,
             fetch_timeout,
         })
@@ -186,13 +232,62 @@ impl ShakenService {
         }
     }
 
+    /// Starts fetching the CRL of a chain (if revocation is checked and it is not cached);
+    /// `on_done` runs when that fetch completes. False when nothing is pending.
+    pub fn prefetch_crl(&self, chain: &CertChain, on_done: Box<dyn FnOnce() + Send>) -> bool {
+        let (Some(cache), Some(url)) = (&self.crl_cache, chain.crl_urls().into_iter().next())
+        else {
+            return false;
+        };
+        matches!(cache.get(&url, on_done), Lookup::Pending)
+    }
+
+    /// Revocation status of a chain as far as it is known now; never waits.
+    fn revocation(&self, chain: &CertChain, now: i64) -> Result<(), Failure> {
+        let Some(cache) = &self.crl_cache else {
+            return Ok(());
+        };
+        let Some(url) = chain.crl_urls().into_iter().next() else {
+            return Ok(());
+        };
+        let unavailable = |why: String| {
+            self.crl_unavailable.fetch_add(1, Ordering::Relaxed);
+            match self.crl_mode {
+                CrlMode::Hard => Err(Failure::new(
+                    FailureClass::UnsupportedCredential,
+                    format!("CRL {url} unavailable: {why}"),
+                )),
+                _ => Ok(()),
+            }
+        };
+        let entry = match cache.get(&url, Box::new(|| {})) {
+            Lookup::Ready(e) => e,
+            Lookup::Failed(reason, _) => return unavailable(reason.to_string()),
+            Lookup::Pending => return unavailable("being fetched".into()),
+        };
+        let crl = match entry.crl(chain, &self.anchors) {
+            Ok(c) => c,
+            Err(e) => return unavailable(e.to_string()),
+        };
+        if let Err(e) = crl.check_fresh(now) {
+            return unavailable(e.to_string());
+        }
+        check_revocation(chain, &crl).map_err(|e| e.failure())
+    }
+
     /// Completes `check` from a lookup that is not pending.
     pub fn finish(&self, check: &mut HeaderCheck, lookup: &CertLookup, now: i64) {
         match lookup {
             CertLookup::Ready(entry) => match &entry.0 {
-                Ok(chain) => self
-                    .verifier
-                    .finish(check, Ok(chain as &dyn Credential), now),
+                Ok(chain) => {
+                    self.verifier
+                        .finish(check, Ok(chain as &dyn Credential), now);
+                    if matches!(check.result, Some(Ok(()))) {
+                        if let Err(f) = self.revocation(chain, now) {
+                            check.result = Some(Err(f));
+                        }
+                    }
+                }
                 Err(e) => self.verifier.finish(check, Err(e.failure()), now),
             },
             CertLookup::Failed(f) => self.verifier.finish(check, Err(f.clone()), now),
