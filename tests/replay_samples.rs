@@ -80,6 +80,19 @@ fn udp_answered_calls() {
     assert_eq!(r.count("sip_messages"), 70);
     kinds(&r, 10, 10, 10, 20, 20);
     assert_answered_calls(&r, "udp-answered", 10, "udp");
+    // The metrics agree with the summary.
+    assert_eq!(
+        r.metric(r#"shaken_sensor_packets_total{source="file"}"#),
+        70.0
+    );
+    assert_eq!(r.metric("shaken_sensor_invites_total"), 10.0);
+    assert_eq!(
+        r.metric(r#"shaken_sensor_calls_total{ended_by="caller"}"#),
+        10.0
+    );
+    assert_eq!(r.metric("shaken_sensor_records_written_total"), 10.0);
+    let unsigned = r#"shaken_sensor_verifications_total{attest="none",verstat="No-TN-Validation"}"#;
+    assert_eq!(r.metric(unsigned), 10.0, "{}", r.metrics);
 }
 
 #[test]

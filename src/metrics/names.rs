@@ -24,3 +24,6 @@ pub const VERIFICATION_FAILURES_TOTAL: &str = "shaken_sensor_verification_failur
 pub const VERIFICATION_EVENTS_TOTAL: &str = "shaken_sensor_verification_events_total";
 pub const VERIFICATIONS_PENDING: &str = "shaken_sensor_verifications_pending";
 pub const CERT_CACHE: &str = "shaken_sensor_cert_cache";
+pub const CERT_CACHE_HITS_TOTAL: &str = "shaken_sensor_cert_cache_hits_total";
+pub const CERT_CACHE_MISSES_TOTAL: &str = "shaken_sensor_cert_cache_misses_total";
+pub const CERT_FETCH_ERRORS_TOTAL: &str = "shaken_sensor_cert_fetch_errors_total";

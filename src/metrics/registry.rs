@@ -27,6 +27,10 @@ pub struct Metrics {
     pub verification_failures: IntCounterVec,
     pub verification_events: IntCounterVec,
     pub verifications_pending: IntGaugeVec,
+    pub cert_cache_hits: IntCounter,
+    pub cert_cache_misses: IntCounter,
+    pub cert_fetch_errors: IntCounterVec,
+    /// Cache state: entries, in_flight, evictions, crl_unavailable.
     pub cert_cache: IntGaugeVec,
 }
 
@@ -82,7 +86,7 @@ impl Metrics {
         );
         let cert_cache = gauge_vec(
             CERT_CACHE,
-            "x5u certificate cache counters (hits, misses, fetches, fetch errors by kind, evictions, entries)",
+            "x5u certificate cache state: entries, in_flight, evictions, crl_unavailable",
             &["stat"],
         );
         Metrics {
@@ -143,6 +147,14 @@ impl Metrics {
                 &["event"],
             ),
             verifications_pending,
+            cert_cache_hits: counter(&r, CERT_CACHE_HITS_TOTAL, "Certificate lookups answered from the cache (seeds included)"),
+            cert_cache_misses: counter(&r, CERT_CACHE_MISSES_TOTAL, "Certificate lookups that started or joined a fetch"),
+            cert_fetch_errors: counter_vec(
+                &r,
+                CERT_FETCH_ERRORS_TOTAL,
+                "x5u fetches that failed, by kind (policy refusals included)",
+                &["kind"],
+            ),
             cert_cache,
             registry: r,
         }

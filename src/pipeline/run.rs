@@ -5,7 +5,7 @@ use super::capture_thread::CaptureThread;
 use super::dispatch::{Backpressure, Dispatcher};
 use super::messages::WorkerMsg;
 use super::summary::Summary;
-use super::verification::Verification;
+use super::verification::{publish_cache_stats, CacheCounters, Verification};
 use super::worker::{RecordSender, Worker};
 use crate::capture::decode::{DecodeSettings, Decoder};
 use crate::capture::source::{PcapSource, SourceError};
@@ -21,7 +21,7 @@ use crate::sip::message::ParseLimits;
 use crossbeam_channel::{bounded, RecvTimeoutError};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -151,6 +151,7 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
     // Workers.
     let n = cfg.worker_count();
     let pending_per_worker = (cfg.shaken.max_pending / n).max(1);
+    let cache_published = Arc::new(Mutex::new(CacheCounters::default()));
     let peers = Arc::new(PeerTable::new(&cfg.peers));
     let sensor_id: Arc<str> = Arc::from(cfg.sensor.id.as_str());
     let (recycle_tx, recycle_rx) = bounded(n * (cfg.capture.queue_batches + 2));
@@ -177,7 +178,13 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
         let verification = shaken.as_ref().map(|svc| {
             let (tx, rx) = bounded::<String>(pending_per_worker);
             (
-                Verification::new(svc.clone(), metrics.clone(), tx, pending_per_worker),
+                Verification::new(
+                    svc.clone(),
+                    metrics.clone(),
+                    tx,
+                    pending_per_worker,
+                    cache_published.clone(),
+                ),
                 rx,
             )
         });
@@ -252,6 +259,9 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
         if w.join().is_err() {
             failed = Some(PipelineError::ThreadPanicked("worker"));
         }
+    }
+    if let Some(svc) = &shaken {
+        publish_cache_stats(svc, &metrics, &cache_published);
     }
     match sink.join() {
         Ok(r) => r?,

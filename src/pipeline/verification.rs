@@ -13,8 +13,45 @@ use crate::shaken::verify::{CallNumbers, HeaderCheck};
 use crate::sip::message::SipMessage;
 use crossbeam_channel::Sender;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Publishes the shared certificate cache's counters. `published` holds what was published
+/// before (shared by every caller), so the counters only ever add the difference.
+pub fn publish_cache_stats(svc: &ShakenService, m: &Metrics, published: &Mutex<CacheCounters>) {
+    let mut last = published.lock().unwrap_or_else(|e| e.into_inner());
+    let s = svc.cache_stats().unwrap_or_default();
+    let hits = s.hits + s.negative_hits + svc.seed_hits.load(Ordering::Relaxed);
+    m.cert_cache_hits.inc_by(hits.saturating_sub(last.hits));
+    m.cert_cache_misses
+        .inc_by(s.misses.saturating_sub(last.misses));
+    last.hits = last.hits.max(hits);
+    last.misses = last.misses.max(s.misses);
+    for (kind, n) in s.fetch_errors {
+        let before = last.fetch_errors.entry(kind).or_insert(0);
+        if n > *before {
+            m.cert_fetch_errors
+                .with_label_values(&[kind])
+                .inc_by(n - *before);
+            *before = n;
+        }
+    }
+    let g = &m.cert_cache;
+    g.with_label_values(&["entries"]).set(s.entries as i64);
+    g.with_label_values(&["in_flight"]).set(s.in_flight as i64);
+    g.with_label_values(&["evictions"]).set(s.evictions as i64);
+    g.with_label_values(&["crl_unavailable"])
+        .set(svc.crl_unavailable.load(Ordering::Relaxed) as i64);
+}
+
+/// Cache counters already published.
+#[derive(Default)]
+pub struct CacheCounters {
+    hits: u64,
+    misses: u64,
+    fetch_errors: HashMap<&'static str, u64>,
+}
 
 struct Parked {
     checks: Vec<HeaderCheck>,
@@ -33,6 +70,7 @@ pub struct Verification {
     by_url: HashMap<String, Vec<Box<[u8]>>>,
     cap: usize,
     grace: Duration,
+    published: Arc<Mutex<CacheCounters>>,
 }
 
 impl Verification {
@@ -41,6 +79,7 @@ impl Verification {
         metrics: Arc<Metrics>,
         notify: Sender<String>,
         cap: usize,
+        published: Arc<Mutex<CacheCounters>>,
     ) -> Self {
         let grace = svc.fetch_timeout + Duration::from_millis(500);
         Verification {
@@ -51,37 +90,13 @@ impl Verification {
             by_url: HashMap::new(),
             cap: cap.max(1),
             grace,
+            published,
         }
     }
 
-    /// Copies the shared certificate cache's counters into the metrics (one worker does it).
+    /// Publishes the shared certificate cache's counters (worker 0 does it once a second).
     pub fn publish_cache_stats(&self) {
-        let Some(s) = self.svc.cache_stats() else {
-            return;
-        };
-        let g = &self.metrics.cert_cache;
-        for (stat, n) in [
-            ("hits", s.hits),
-            ("negative_hits", s.negative_hits),
-            ("misses", s.misses),
-            ("fetches", s.fetches),
-            ("parse_errors", s.parse_errors),
-            ("evictions", s.evictions),
-            ("entries", s.entries),
-            ("in_flight", s.in_flight),
-            ("overloaded", s.overloaded),
-        ] {
-            g.with_label_values(&[stat]).set(n as i64);
-        }
-        g.with_label_values(&["crl_unavailable"]).set(
-            self.svc
-                .crl_unavailable
-                .load(std::sync::atomic::Ordering::Relaxed) as i64,
-        );
-        for (kind, n) in s.fetch_errors {
-            g.with_label_values(&[&format!("fetch_error_{kind}")])
-                .set(n as i64);
-        }
+        publish_cache_stats(&self.svc, &self.metrics, &self.published);
     }
 
     pub fn parked(&self) -> usize {

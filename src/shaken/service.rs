@@ -84,6 +84,8 @@ pub struct ShakenService {
     crl_mode: CrlMode,
     /// Calls judged without their CRL (soft mode) or failed for lack of it (hard mode).
     pub crl_unavailable: AtomicU64,
+    /// Lookups answered by an operator-seeded certificate.
+    pub seed_hits: AtomicU64,
     /// Owns the I/O threads behind `cache`; dropped last.
     _runtime: Option<tokio::runtime::Runtime>,
     pub fetch_timeout: Duration,
@@ -190,6 +192,7 @@ impl ShakenService {
             crl_cache,
             crl_mode: cfg.crl,
             crl_unavailable: AtomicU64::new(0),
+            seed_hits: AtomicU64::new(0),
             _runtime: runtime,
             fetch_timeout,
         })
@@ -202,6 +205,7 @@ impl ShakenService {
     /// The credential for `url` without blocking; `on_done` runs when a pending fetch ends.
     pub fn lookup(&self, url: &str, on_done: Box<dyn FnOnce() + Send>) -> CertLookup {
         if let Some(seed) = self.seeds.get(url) {
+            self.seed_hits.fetch_add(1, Ordering::Relaxed);
             return CertLookup::Ready(seed.clone());
         }
         match &self.cache {

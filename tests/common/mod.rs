@@ -27,6 +27,8 @@ pub struct Replay {
     pub records: Vec<Value>,
     pub summary: Value,
     pub stderr: String,
+    /// The Prometheus text the replay wrote at its end.
+    pub metrics: String,
 }
 
 impl Replay {
@@ -38,6 +40,18 @@ impl Replay {
         self.summary[key]
             .as_u64()
             .unwrap_or_else(|| panic!("summary has no {key}: {}", self.summary))
+    }
+
+    /// The value of one sample line of the metrics text, e.g.
+    /// `shaken_sensor_verification_failures_total{code="403"}`; 0 when absent.
+    pub fn metric(&self, sample: &str) -> f64 {
+        self.metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(sample)
+                    .and_then(|rest| rest.strip_prefix(' '))
+            })
+            .map_or(0.0, |v| v.trim().parse().unwrap())
     }
 
     pub fn records_where(&self, f: impl Fn(&Value) -> bool) -> usize {
@@ -52,6 +66,7 @@ pub fn replay(files: &[&Path], config: &str) -> Replay {
     std::fs::write(&cfg, config).unwrap();
     let out = dir.path().join("records.jsonl");
     let summary = dir.path().join("summary.json");
+    let metrics = dir.path().join("metrics.txt");
     let result = Command::new(bin())
         .arg("replay")
         .args(files)
@@ -61,6 +76,8 @@ pub fn replay(files: &[&Path], config: &str) -> Replay {
         .arg(&out)
         .arg("--summary-json")
         .arg(&summary)
+        .arg("--metrics-out")
+        .arg(&metrics)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
@@ -71,10 +88,12 @@ pub fn replay(files: &[&Path], config: &str) -> Replay {
         .map(|l| serde_json::from_str(l).expect("each output line is JSON"))
         .collect();
     let summary = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let metrics = std::fs::read_to_string(&metrics).unwrap();
     Replay {
         records,
         summary,
         stderr,
+        metrics,
     }
 }
 
