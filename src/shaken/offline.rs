@@ -75,10 +75,9 @@ fn messages(input: &str, cfg: &Config) -> Result<Vec<Vec<u8>>, OfflineError> {
         input: input.to_string(),
         source,
     };
-    if input == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .take(MAX_MESSAGE_FILE + 1)
+    // One raw message: what was read so far plus the rest, capped.
+    let whole_message = |mut buf: Vec<u8>, rest: &mut dyn Read| {
+        rest.take(MAX_MESSAGE_FILE + 1 - buf.len() as u64)
             .read_to_end(&mut buf)
             .map_err(read_err)?;
         if buf.len() as u64 > MAX_MESSAGE_FILE {
@@ -86,22 +85,16 @@ fn messages(input: &str, cfg: &Config) -> Result<Vec<Vec<u8>>, OfflineError> {
                 input: input.into(),
             });
         }
-        return Ok(vec![buf]);
+        Ok(vec![buf])
+    };
+    if input == "-" {
+        return whole_message(Vec::new(), &mut std::io::stdin());
     }
     let mut head = [0u8; 4];
     let mut f = std::fs::File::open(input).map_err(read_err)?;
     let n = f.read(&mut head).map_err(read_err)?;
     if !is_capture(&head[..n]) {
-        let mut buf = head[..n].to_vec();
-        f.take(MAX_MESSAGE_FILE + 1 - n as u64)
-            .read_to_end(&mut buf)
-            .map_err(read_err)?;
-        if buf.len() as u64 > MAX_MESSAGE_FILE {
-            return Err(OfflineError::TooLarge {
-                input: input.into(),
-            });
-        }
-        return Ok(vec![buf]);
+        return whole_message(head[..n].to_vec(), &mut f);
     }
     let cap_err = |reason: String| OfflineError::Capture {
         input: input.to_string(),

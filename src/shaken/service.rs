@@ -22,6 +22,17 @@ use std::time::Duration;
 /// that fails validation is a successful fetch of a bad credential (437), cached like one.
 pub struct ChainEntry(pub Result<CertChain, CertError>);
 
+impl ChainEntry {
+    /// A body that is not a certificate at all is an error (436: bad identity info); one whose
+    /// chain does not validate is an entry that fails every call using it (437).
+    fn from_body(body: &[u8], anchors: &TrustAnchors) -> Result<ChainEntry, String> {
+        match parse_and_validate(body, anchors) {
+            Err(e @ (CertError::NotPem | CertError::TooLarge)) => Err(e.to_string()),
+            other => Ok(ChainEntry(other)),
+        }
+    }
+}
+
 impl super::cache::Expiring for ChainEntry {
     fn not_after(&self) -> i64 {
         match &self.0 {
@@ -114,16 +125,12 @@ impl ShakenService {
                 file: c.file.clone(),
                 reason: e.to_string(),
             })?;
-            let entry = match parse_and_validate(&body, &anchors) {
-                Err(e @ (CertError::NotPem | CertError::TooLarge)) => {
-                    return Err(SetupError::Seed {
-                        url: c.url.clone(),
-                        file: c.file.clone(),
-                        reason: e.to_string(),
-                    })
-                }
-                other => ChainEntry(other),
-            };
+            let entry =
+                ChainEntry::from_body(&body, &anchors).map_err(|reason| SetupError::Seed {
+                    url: c.url.clone(),
+                    file: c.file.clone(),
+                    reason,
+                })?;
             seeds.insert(c.url.clone(), Arc::new(entry));
         }
         let fetch_timeout = Duration::from_millis(cfg.x5u.timeout_ms);
@@ -144,16 +151,9 @@ impl ShakenService {
             let fetcher =
                 Fetcher::new(policy, None).map_err(|e| SetupError::Fetcher(e.to_string()))?;
             let parse_anchors = anchors.clone();
-            let parse =
-                Arc::new(
-                    move |body: &[u8]| match parse_and_validate(body, &parse_anchors) {
-                        Err(e @ (CertError::NotPem | CertError::TooLarge)) => Err(e.to_string()),
-                        other => Ok(ChainEntry(other)),
-                    },
-                );
+            let parse = Arc::new(move |body: &[u8]| ChainEntry::from_body(body, &parse_anchors));
             let limits = CacheLimits {
                 max_entries: cfg.x5u.cache_entries,
-                // CRLs are larger than certificates; the fetch policy's cap applies to both.
                 ..CacheLimits::default()
             };
             let fetcher = Arc::new(fetcher);
