@@ -120,10 +120,25 @@ fn write_metrics(
     Ok(())
 }
 
+fn output_closed(e: &anyhow::Error) -> bool {
+    use shaken_sensor::export::jsonl::JsonlError;
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<JsonlError>(),
+            Some(JsonlError::Closed { .. })
+        ) || matches!(
+            c.downcast_ref::<pipeline::PipelineError>(),
+            Some(pipeline::PipelineError::Output(JsonlError::Closed { .. }))
+        )
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match real_main(cli) {
         Ok(code) => code,
+        // `shaken-sensor replay F | head`: the reader had enough; stop quietly like other tools.
+        Err(e) if output_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("shaken-sensor: error: {e:#}");
             ExitCode::from(1)

@@ -10,6 +10,24 @@ pub enum JsonlError {
     Open { path: String, source: io::Error },
     #[error("writing output {path}: {source}")]
     Write { path: String, source: io::Error },
+    /// The reader went away (`replay ... | head`): not a failure of ours.
+    #[error("output {path} closed by its reader")]
+    Closed { path: String },
+}
+
+impl JsonlError {
+    fn from_io(path: &str, source: io::Error) -> Self {
+        if source.kind() == io::ErrorKind::BrokenPipe {
+            JsonlError::Closed {
+                path: path.to_string(),
+            }
+        } else {
+            JsonlError::Write {
+                path: path.to_string(),
+                source,
+            }
+        }
+    }
 }
 
 pub struct JsonlWriter {
@@ -49,16 +67,12 @@ impl JsonlWriter {
         self.line.push(b'\n');
         self.out
             .write_all(&self.line)
-            .map_err(|source| JsonlError::Write {
-                path: self.path.clone(),
-                source,
-            })
+            .map_err(|source| JsonlError::from_io(&self.path, source))
     }
 
     pub fn flush(&mut self) -> Result<(), JsonlError> {
-        self.out.flush().map_err(|source| JsonlError::Write {
-            path: self.path.clone(),
-            source,
-        })
+        self.out
+            .flush()
+            .map_err(|source| JsonlError::from_io(&self.path, source))
     }
 }
