@@ -18,3 +18,4 @@ pub mod pipeline;
 pub mod record;
 pub mod shaken;
 pub mod sip;
+pub mod traceback;
