@@ -1,7 +1,7 @@
 //! The registry and typed handles. Created once by the pipeline and shared (`Arc`) by stages.
 
 use super::names::*;
-use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 pub struct Metrics {
     pub registry: Registry,
@@ -11,10 +11,10 @@ pub struct Metrics {
     pub decode_errors: IntCounterVec,
     pub packets_ignored: IntCounter,
     pub reassembly_events: IntCounterVec,
-    pub fragments_pending: IntGauge,
-    pub fragment_bytes: IntGauge,
-    pub tcp_streams_active: IntGauge,
-    pub tcp_buffered_bytes: IntGauge,
+    pub fragments_pending: IntGaugeVec,
+    pub fragment_bytes: IntGaugeVec,
+    pub tcp_streams_active: IntGaugeVec,
+    pub tcp_buffered_bytes: IntGaugeVec,
     pub sip_messages: IntCounterVec,
     pub sip_parse_errors: IntCounterVec,
     pub invites: IntCounter,
@@ -46,13 +46,6 @@ fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
     r.register(Box::new(c.clone()))
         .expect("metric registered once");
     c
-}
-
-fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::new(name, help).expect("static metric definition");
-    r.register(Box::new(g.clone()))
-        .expect("metric registered once");
-    g
 }
 
 impl Metrics {
@@ -106,10 +99,10 @@ impl Metrics {
                 "IP fragment and TCP stream reassembly events (completions, timeouts, evictions, limits hit)",
                 &["table", "event"],
             ),
-            fragments_pending: gauge(&r, FRAGMENTS_PENDING, "IP datagrams waiting for fragments"),
-            fragment_bytes: gauge(&r, FRAGMENT_BYTES, "Bytes held by incomplete IP datagrams"),
-            tcp_streams_active: gauge(&r, TCP_STREAMS_ACTIVE, "TCP stream directions tracked"),
-            tcp_buffered_bytes: gauge(&r, TCP_BUFFERED_BYTES, "Bytes buffered by TCP reassembly"),
+            fragments_pending: gauge_vec(FRAGMENTS_PENDING, "IP datagrams waiting for fragments", &["source"]),
+            fragment_bytes: gauge_vec(FRAGMENT_BYTES, "Bytes held by incomplete IP datagrams", &["source"]),
+            tcp_streams_active: gauge_vec(TCP_STREAMS_ACTIVE, "TCP stream directions tracked", &["source"]),
+            tcp_buffered_bytes: gauge_vec(TCP_BUFFERED_BYTES, "Bytes buffered by TCP reassembly", &["source"]),
             sip_messages: counter_vec(
                 &r,
                 SIP_MESSAGES_TOTAL,

@@ -223,10 +223,12 @@ fn publish(m: &Metrics, label: &str, d: &Decoder, disp: &Dispatcher, p: &mut Pub
             *before = n;
         }
     }
-    m.fragments_pending.set(d.defrag().pending() as i64);
-    m.fragment_bytes.set(d.defrag().buffered_bytes() as i64);
-    m.tcp_streams_active.set(d.tcp().active_streams() as i64);
-    m.tcp_buffered_bytes.set(d.tcp().buffered_bytes() as i64);
+    // Each capture thread owns its tables: one gauge per source.
+    let gauge = |g: &prometheus::IntGaugeVec, v: usize| g.with_label_values(&[label]).set(v as i64);
+    gauge(&m.fragments_pending, d.defrag().pending());
+    gauge(&m.fragment_bytes, d.defrag().buffered_bytes());
+    gauge(&m.tcp_streams_active, d.tcp().active_streams());
+    gauge(&m.tcp_buffered_bytes, d.tcp().buffered_bytes());
     if disp.dropped_messages > p.queue_drops {
         m.capture_drops
             .with_label_values(&["queue"])
