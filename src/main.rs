@@ -79,6 +79,23 @@ enum Command {
         #[arg(long = "max-iat-age")]
         max_iat_age: Option<u64>,
     },
+    /// Answer a traceback request from the store, without a running daemon (read-only):
+    /// the calls from ORIG to DEST around AT, each with its upstream peer and SHAKEN result.
+    Traceback {
+        /// The store directory (traceback.dir).
+        #[arg(long)]
+        store: PathBuf,
+        #[arg(long)]
+        orig: Option<String>,
+        #[arg(long)]
+        dest: String,
+        /// RFC 3339 time of the call, e.g. 2026-11-29T14:03:07Z.
+        #[arg(long)]
+        at: String,
+        /// Seconds either side of AT (default 300).
+        #[arg(long = "window-s")]
+        window_s: Option<String>,
+    },
     /// Validate a configuration file: prints "ok", or the error and exits with status 2.
     CheckConfig {
         #[arg(long, short, default_value = "/etc/shaken-sensor/sensor.toml")]
@@ -183,6 +200,23 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 "capture stopped"
             );
             write_metrics(metrics_out.as_deref(), &metrics)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Traceback {
+            store,
+            orig,
+            dest,
+            at,
+            window_s,
+        } => {
+            use shaken_sensor::traceback::query::{answer, Reader, TracebackQuery};
+            let q =
+                TracebackQuery::parse(orig.as_deref(), Some(&dest), Some(&at), window_s.as_deref())
+                    .context("traceback query")?;
+            let reader = Reader::open(&store)
+                .with_context(|| format!("opening store {}", store.display()))?;
+            let json = answer(&reader, &q).context("traceback query")?;
+            println!("{}", serde_json::to_string_pretty(&json)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify {

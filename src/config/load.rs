@@ -222,6 +222,24 @@ impl Config {
         if sh.enabled && sh.trust_anchors.is_empty() {
             tracing::warn!("shaken.trust_anchors is empty: every signed call will fail with 437");
         }
+        let tb = &self.traceback;
+        if tb.enabled && tb.dir.trim().is_empty() {
+            return Err(bad("traceback.dir", "empty".into()));
+        }
+        range(
+            "traceback.retention_days",
+            tb.retention_days.into(),
+            1,
+            3650,
+        )?;
+        range("traceback.max_disk_mb", tb.max_disk_mb, 16, 1 << 30)?;
+        range("traceback.flush_ms", tb.flush_ms, 10, 60_000)?;
+        range(
+            "traceback.queue_records",
+            tb.queue_records as u64,
+            1,
+            1 << 24,
+        )?;
         let mut names = std::collections::HashSet::new();
         for (i, p) in self.peers.iter().enumerate() {
             if p.name.trim().is_empty() || p.name == crate::peers::UNKNOWN_PEER {

@@ -13,6 +13,7 @@ pub struct Config {
     pub dialog: DialogConfig,
     pub output: OutputConfig,
     pub shaken: ShakenConfig,
+    pub traceback: TracebackConfig,
     pub peers: Vec<PeerConfig>,
 }
 
@@ -291,6 +292,36 @@ impl Default for X5uConfig {
             max_bytes: 65_536,
             timeout_ms: 4000,
             cache_entries: 10_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracebackConfig {
+    /// Keep every CallRecord in the local traceback store.
+    pub enabled: bool,
+    /// One SQLite file per UTC day lives here.
+    pub dir: String,
+    /// Partitions older than this are dropped.
+    pub retention_days: u32,
+    /// When the store grows past this, the oldest partitions are dropped first.
+    pub max_disk_mb: u64,
+    /// A record is committed at most this long after its call ends.
+    pub flush_ms: u64,
+    /// Records queued for the store writer (replay waits when full; live drops and counts).
+    pub queue_records: usize,
+}
+
+impl Default for TracebackConfig {
+    fn default() -> Self {
+        TracebackConfig {
+            enabled: false,
+            dir: "/var/lib/shaken-sensor/store".into(),
+            retention_days: 30,
+            max_disk_mb: 10_240,
+            flush_ms: 1000,
+            queue_records: 16_384,
         }
     }
 }

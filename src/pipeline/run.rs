@@ -18,6 +18,7 @@ use crate::peers::PeerTable;
 use crate::record::CallRecord;
 use crate::shaken::service::ShakenService;
 use crate::sip::message::ParseLimits;
+use crate::traceback::store::{spawn_writer, Store, StoreConfig, WriterStats};
 use crossbeam_channel::{bounded, RecvTimeoutError};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -37,6 +38,8 @@ pub enum PipelineError {
     Spawn(std::io::Error),
     #[error(transparent)]
     Shaken(#[from] crate::shaken::service::SetupError),
+    #[error("traceback store: {0}")]
+    Store(#[from] crate::traceback::store::StoreError),
 }
 
 pub enum Input {
@@ -113,6 +116,25 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
     let mut writer = JsonlWriter::open(&records_path)?;
     let (rec_tx, rec_rx) = bounded::<CallRecord>(cfg.output.queue_records);
     let sink_metrics = metrics.clone();
+    // The traceback store has its own writer thread behind its own bounded queue.
+    let store = if cfg.traceback.enabled {
+        let tb = &cfg.traceback;
+        let store = Store::open(StoreConfig {
+            dir: PathBuf::from(&tb.dir),
+            retention_days: tb.retention_days,
+            max_disk_mb: tb.max_disk_mb,
+            batch_max: 1000,
+            flush_interval: Duration::from_millis(tb.flush_ms),
+        })?;
+        let (tx, rx) = bounded::<CallRecord>(tb.queue_records);
+        let stats = Arc::new(WriterStats::default());
+        let handle = spawn_writer(store, rx, stats, opts.clock.clone());
+        Some((tx, handle))
+    } else {
+        None
+    };
+    let store_tx = store.as_ref().map(|(tx, _)| tx.clone());
+    let store_metrics = metrics.clone();
     let sink = spawn("sink-jsonl".into(), move || -> Result<(), JsonlError> {
         loop {
             match rec_rx.recv_timeout(Duration::from_millis(200)) {
@@ -121,6 +143,19 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
                         w.write(&r)?;
                     }
                     sink_metrics.records_written.inc();
+                    if let Some(tx) = &store_tx {
+                        let full = if live {
+                            tx.try_send(r).is_err()
+                        } else {
+                            tx.send(r).is_err()
+                        };
+                        if full {
+                            store_metrics
+                                .records_dropped
+                                .with_label_values(&["traceback_queue"])
+                                .inc();
+                        }
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if let Some(w) = writer.as_mut() {
@@ -266,6 +301,13 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
     match sink.join() {
         Ok(r) => r?,
         Err(_) => failed = Some(PipelineError::ThreadPanicked("sink")),
+    }
+    if let Some((tx, handle)) = store {
+        drop(tx);
+        match handle.join() {
+            Ok(r) => r?,
+            Err(_) => failed = Some(PipelineError::ThreadPanicked("traceback store")),
+        }
     }
     if let Some(e) = failed {
         return Err(e);

@@ -3,3 +3,6 @@
 //! this time: who handed it to you?") is answered at once from the sensor itself.
 //!
 //! Writes are batched on their own thread, off the hot path; reads never block writes (WAL).
+
+pub mod query;
+pub mod store;

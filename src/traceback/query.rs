@@ -1,0 +1,233 @@
+//! The read side of the traceback store: a [`TracebackQuery`] parsed from untrusted text (HTTP
+//! query parameters, CLI arguments), answered from the day partitions that cover its time
+//! window with the stored CallRecords, oldest first.
+//!
+//! It must never write to the store (every connection is `SQLITE_OPEN_READ_ONLY`, so it is safe
+//! beside a running writer), never canonicalize a number other than through
+//! [`crate::sip::tn::canonicalize`], never panic on hostile input, and never return more than
+//! [`MAX_RESULTS`] calls. An unknown call, or a time with no partition, is an empty answer.
+
+use super::store::{day_of, partition_name, StoreError};
+use crate::clock::Timestamp;
+use crate::sip::tn::canonicalize;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Widest time window (seconds either side of `at`).
+pub const MAX_WINDOW_S: u32 = 86_400;
+/// Most queries in one batch request.
+pub const MAX_BATCH: usize = 1000;
+/// Most calls in one answer; an answer that had more says `"truncated": true`.
+pub const MAX_RESULTS: usize = 1000;
+/// Window when none is given.
+pub const DEFAULT_WINDOW_S: u32 = 300;
+
+/// A bad query parameter: which one, and what is wrong with it (the value is not echoed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("parameter `{param}`: {problem}")]
+pub struct QueryError {
+    pub param: &'static str,
+    pub problem: String,
+}
+
+impl QueryError {
+    fn new(param: &'static str, problem: impl Into<String>) -> Self {
+        QueryError {
+            param,
+            problem: problem.into(),
+        }
+    }
+
+    /// A short stable label, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self.param {
+            "orig" => "query_bad_orig",
+            "dest" => "query_bad_dest",
+            "at" => "query_bad_at",
+            "window_s" => "query_bad_window_s",
+            _ => "query_bad_parameter",
+        }
+    }
+}
+
+/// "Calls to `dest` (from `orig`, if given) observed within `window_s` seconds of `at`."
+/// Numbers are canonical (see [`crate::sip::tn`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TracebackQuery {
+    pub orig: Option<String>,
+    pub dest: String,
+    pub at: Timestamp,
+    pub window_s: u32,
+}
+
+fn number(param: &'static str, v: &str) -> Result<String, QueryError> {
+    canonicalize(v.as_bytes())
+        .map(|tn| tn.to_string())
+        .ok_or_else(|| QueryError::new(param, "not a telephone number"))
+}
+
+fn present(v: Option<&str>) -> Option<&str> {
+    v.map(str::trim).filter(|s| !s.is_empty())
+}
+
+impl TracebackQuery {
+    /// Parses the parameters as given (`None` or empty = absent): `dest` and `at` (RFC 3339)
+    /// are required, `orig` is optional, `window_s` defaults to 300 and is capped at
+    /// [`MAX_WINDOW_S`].
+    pub fn parse(
+        orig: Option<&str>,
+        dest: Option<&str>,
+        at: Option<&str>,
+        window_s: Option<&str>,
+    ) -> Result<Self, QueryError> {
+        let dest = present(dest).ok_or_else(|| QueryError::new("dest", "is required"))?;
+        let dest = number("dest", dest)?;
+        let orig = present(orig).map(|o| number("orig", o)).transpose()?;
+        let at = present(at).ok_or_else(|| QueryError::new("at", "is required"))?;
+        let at = Timestamp::parse_rfc3339(at).ok_or_else(|| {
+            QueryError::new("at", "not an RFC 3339 time (e.g. 2026-11-29T14:03:07Z)")
+        })?;
+        let window_s = match present(window_s) {
+            None => DEFAULT_WINDOW_S,
+            Some(w) => {
+                if !w.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(QueryError::new("window_s", "not a whole number of seconds"));
+                }
+                match w.parse::<u32>() {
+                    Ok(w) if w <= MAX_WINDOW_S => w,
+                    _ => {
+                        return Err(QueryError::new(
+                            "window_s",
+                            format!("must be at most {MAX_WINDOW_S} seconds"),
+                        ))
+                    }
+                }
+            }
+        };
+        Ok(TracebackQuery {
+            orig,
+            dest,
+            at,
+            window_s,
+        })
+    }
+
+    /// Observed-time bounds in µs, inclusive; the window is capped at [`MAX_WINDOW_S`] even
+    /// for a query built by hand.
+    fn bounds(&self) -> (i64, i64) {
+        let w = i64::from(self.window_s.min(MAX_WINDOW_S)) * 1_000_000;
+        (self.at.0.saturating_sub(w), self.at.0.saturating_add(w))
+    }
+}
+
+/// Read-only access to a store directory; opens the partitions a query needs, per query.
+pub struct Reader {
+    dir: PathBuf,
+}
+
+impl Reader {
+    /// The directory must exist; its partitions may not (yet).
+    pub fn open(dir: &Path) -> Result<Reader, StoreError> {
+        if !dir.is_dir() {
+            return Err(StoreError::NoStore {
+                path: dir.display().to_string(),
+            });
+        }
+        Ok(Reader {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The stored CallRecords matching the query, oldest first, at most [`MAX_RESULTS`].
+    pub fn query(&self, q: &TracebackQuery) -> Result<Vec<Value>, StoreError> {
+        self.query_limited(q, MAX_RESULTS)
+    }
+
+    fn query_limited(&self, q: &TracebackQuery, limit: usize) -> Result<Vec<Value>, StoreError> {
+        let (lo, hi) = q.bounds();
+        let mut out = Vec::new();
+        for day in day_of(Timestamp(lo))..=day_of(Timestamp(hi)) {
+            if out.len() >= limit {
+                break;
+            }
+            let path = self.dir.join(partition_name(day));
+            if !path.is_file() {
+                continue;
+            }
+            let err = |e| StoreError::sqlite(&path, e);
+            let conn = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(err)?;
+            conn.busy_timeout(Duration::from_secs(2)).map_err(err)?;
+            // A partition created by a writer killed before its schema committed has no table.
+            let has_table = conn
+                .query_row(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'calls'",
+                    [],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(err)?
+                .is_some();
+            if !has_table {
+                continue;
+            }
+            let left = i64::try_from(limit - out.len()).unwrap_or(i64::MAX);
+            let rows: Vec<String> = match &q.orig {
+                Some(orig) => {
+                    let mut stmt = conn
+                        .prepare(
+                            "SELECT record FROM calls WHERE orig = ?1 AND dest = ?2 AND \
+                             observed_us BETWEEN ?3 AND ?4 ORDER BY observed_us LIMIT ?5",
+                        )
+                        .map_err(err)?;
+                    let rows = stmt
+                        .query_map(params![orig, q.dest, lo, hi, left], |r| r.get(0))
+                        .map_err(err)?;
+                    rows.collect::<Result<_, _>>().map_err(err)?
+                }
+                None => {
+                    let mut stmt = conn
+                        .prepare(
+                            "SELECT record FROM calls WHERE dest = ?1 AND \
+                             observed_us BETWEEN ?2 AND ?3 ORDER BY observed_us LIMIT ?4",
+                        )
+                        .map_err(err)?;
+                    let rows = stmt
+                        .query_map(params![q.dest, lo, hi, left], |r| r.get(0))
+                        .map_err(err)?;
+                    rows.collect::<Result<_, _>>().map_err(err)?
+                }
+            };
+            for row in rows {
+                let v = serde_json::from_str(&row).map_err(|source| StoreError::Decode {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The traceback answer: `{"query": {orig, dest, at, window_s}, "calls": [...], "truncated"}`.
+pub fn answer(reader: &Reader, q: &TracebackQuery) -> Result<Value, StoreError> {
+    let mut calls = reader.query_limited(q, MAX_RESULTS + 1)?;
+    let truncated = calls.len() > MAX_RESULTS;
+    calls.truncate(MAX_RESULTS);
+    Ok(json!({
+        "query": {
+            "orig": q.orig,
+            "dest": q.dest,
+            "at": q.at.to_rfc3339(),
+            "window_s": q.window_s,
+        },
+        "calls": calls,
+        "truncated": truncated,
+    }))
+}
