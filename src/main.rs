@@ -55,6 +55,10 @@ enum Command {
         /// Write the Prometheus metrics text here at the end.
         #[arg(long)]
         metrics_out: Option<PathBuf>,
+        /// Keep the replayed calls in a traceback store in DIR. Without it a replay never
+        /// writes a store, so investigating a capture cannot pollute the production one.
+        #[arg(long)]
+        store: Option<PathBuf>,
     },
     /// Verify the STIR/SHAKEN Identity of INVITEs: raw SIP message files, "-" (stdin), or
     /// pcap/pcapng captures. One JSON object per INVITE on stdout.
@@ -183,7 +187,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             let cfg = config::load(&config).context("loading configuration")?;
             init_logging(&cfg);
             let stop = stop_flag()?;
-            let mut opts = RunOptions::new(stop);
+            let mut opts = RunOptions::new(stop.clone());
             opts.records_out = out;
             let metrics = opts.metrics.clone();
             tracing::info!(
@@ -192,7 +196,29 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 workers = cfg.worker_count(),
                 "capture starting"
             );
-            let summary = pipeline::run(&cfg, Input::Live, opts).context("live capture")?;
+            let http = if cfg.http.bind.is_empty() {
+                None
+            } else {
+                let bind = cfg.http.bind.parse().context("http.bind")?;
+                let state = shaken_sensor::http::HttpState {
+                    metrics: metrics.clone(),
+                    store: cfg
+                        .traceback
+                        .enabled
+                        .then(|| PathBuf::from(&cfg.traceback.dir)),
+                    token: Some(cfg.http.token.clone()).filter(|t| !t.is_empty()),
+                };
+                Some(
+                    shaken_sensor::http::spawn(bind, state, stop.clone())
+                        .context("starting the HTTP server")?,
+                )
+            };
+            let result = pipeline::run(&cfg, Input::Live, opts).context("live capture");
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            if let Some(server) = http {
+                let _ = server.thread.join();
+            }
+            let summary = result?;
             tracing::info!(
                 packets = summary.packets,
                 sip_messages = summary.sip_messages,
@@ -265,9 +291,14 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             quiet,
             summary_json,
             metrics_out,
+            store,
         } => {
-            let cfg = config::load::load_or_default(config.as_deref())
+            let mut cfg = config::load::load_or_default(config.as_deref())
                 .context("loading configuration")?;
+            cfg.traceback.enabled = store.is_some();
+            if let Some(dir) = store {
+                cfg.traceback.dir = dir.display().to_string();
+            }
             init_logging(&cfg);
             let stop = stop_flag()?;
             let mut opts = RunOptions::new(stop);

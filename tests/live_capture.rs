@@ -62,7 +62,9 @@ fn live_loopback_capture_records_every_sipp_call() {
         &cfg,
         format!(
             "[sensor]\nid = \"live-test\"\nworkers = 2\n[capture]\ninterfaces = [\"lo\"]\nsip_ports = [{UAS_PORT}]\n\
-             [[peers]]\nname = \"lab\"\nocn = \"9999\"\ncidrs = [\"127.0.0.0/8\"]\n"
+             [traceback]\ndir = \"{store}\"\n[http]\nbind = \"127.0.0.1:0\"\n\
+             [[peers]]\nname = \"lab\"\nocn = \"9999\"\ncidrs = [\"127.0.0.0/8\"]\n",
+            store = dir.path().join("store").display()
         ),
     )
     .unwrap();
@@ -124,6 +126,8 @@ fn live_loopback_capture_records_every_sipp_call() {
             "-p",
             &UAC_PORT.to_string(),
         ])
+        // The called number, so the calls can be looked up in the traceback store.
+        .args(["-s", "13035550177"])
         .args([
             "-m",
             &CALLS.to_string(),
@@ -181,6 +185,34 @@ fn live_loopback_capture_records_every_sipp_call() {
         assert_eq!(r["upstream"]["ocn"], "9999");
         assert_eq!(r["dst"]["port"], UAS_PORT);
     }
+    // SIGTERM flushed the traceback store too: every call is answered from it.
+    let first = &records[0];
+    assert_eq!(first["dest_tn"], "13035550177");
+    let out = Command::new(common::bin())
+        .arg("traceback")
+        .arg("--store")
+        .arg(dir.path().join("store"))
+        .args([
+            "--dest",
+            "+1 303 555 0177",
+            "--at",
+            first["observed_at"].as_str().unwrap(),
+            "--window-s",
+            "600",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        answer["calls"].as_array().unwrap().len(),
+        CALLS,
+        "every call is in the store: {answer}"
+    );
     let mut ids: Vec<&str> = records
         .iter()
         .map(|r| r["call_id"].as_str().unwrap())

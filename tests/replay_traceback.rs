@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{pcap, replay};
+use common::pcap;
 use serde_json::Value;
 use std::process::Command;
 
@@ -27,13 +27,19 @@ fn traceback(store: &std::path::Path, args: &[&str]) -> Value {
 fn replayed_calls_are_answered_from_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let config = format!(
-        "[sensor]\nid = \"tb\"\nworkers = 2\n[traceback]\nenabled = true\ndir = \"{}\"\n\
-         [[peers]]\nname = \"lab\"\nocn = \"4321\"\ncidrs = [\"127.0.0.0/8\"]\n",
-        store.display()
+    let config = "[sensor]\nid = \"tb\"\nworkers = 2\n[[peers]]\nname = \"lab\"\nocn = \"4321\"\ncidrs = [\"127.0.0.0/8\"]\n";
+    let r = common::replay_with(
+        &[&pcap("udp-outcomes.pcap")],
+        config,
+        &["--store", store.to_str().unwrap()],
     );
-    let r = replay(&[&pcap("udp-outcomes.pcap")], &config);
     assert_eq!(r.records.len(), 14);
+    assert_eq!(
+        r.metric(r#"shaken_sensor_traceback_store{stat="inserted"}"#),
+        14.0,
+        "{}",
+        r.metrics
+    );
     let busy = r
         .records
         .iter()

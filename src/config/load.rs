@@ -240,6 +240,12 @@ impl Config {
             1,
             1 << 24,
         )?;
+        if !self.http.bind.is_empty() && self.http.bind.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad(
+                "http.bind",
+                format!("not an address:port: {:?}", self.http.bind),
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, p) in self.peers.iter().enumerate() {
             if p.name.trim().is_empty() || p.name == crate::peers::UNKNOWN_PEER {

@@ -14,6 +14,7 @@ pub struct Config {
     pub output: OutputConfig,
     pub shaken: ShakenConfig,
     pub traceback: TracebackConfig,
+    pub http: HttpConfig,
     pub peers: Vec<PeerConfig>,
 }
 
@@ -299,7 +300,7 @@ impl Default for X5uConfig {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TracebackConfig {
-    /// Keep every CallRecord in the local traceback store.
+    /// Keep every CallRecord in the local traceback store (`run`; `replay` only with --store).
     pub enabled: bool,
     /// One SQLite file per UTC day lives here.
     pub dir: String,
@@ -316,12 +317,30 @@ pub struct TracebackConfig {
 impl Default for TracebackConfig {
     fn default() -> Self {
         TracebackConfig {
-            enabled: false,
+            enabled: true,
             dir: "/var/lib/shaken-sensor/store".into(),
             retention_days: 30,
             max_disk_mb: 10_240,
             flush_ms: 1000,
             queue_records: 16_384,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address of /metrics, /healthz and the traceback API (`run` only); "" disables it.
+    pub bind: String,
+    /// Bearer token the traceback API requires; empty means the API refuses every request.
+    pub token: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            bind: "127.0.0.1:9464".into(),
+            token: String::new(),
         }
     }
 }

@@ -27,3 +27,4 @@ pub const CERT_CACHE: &str = "shaken_sensor_cert_cache";
 pub const CERT_CACHE_HITS_TOTAL: &str = "shaken_sensor_cert_cache_hits_total";
 pub const CERT_CACHE_MISSES_TOTAL: &str = "shaken_sensor_cert_cache_misses_total";
 pub const CERT_FETCH_ERRORS_TOTAL: &str = "shaken_sensor_cert_fetch_errors_total";
+pub const STORE: &str = "shaken_sensor_traceback_store";

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub cert_fetch_errors: IntCounterVec,
     /// Cache state: entries, in_flight, evictions, crl_unavailable.
     pub cert_cache: IntGaugeVec,
+    /// Traceback store writer: inserted, duplicates, batches, errors, partitions_dropped.
+    pub store: IntGaugeVec,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -149,6 +151,11 @@ impl Metrics {
                 &["kind"],
             ),
             cert_cache,
+            store: gauge_vec(
+                STORE,
+                "Traceback store writer totals: inserted, duplicates, batches, errors, partitions_dropped",
+                &["stat"],
+            ),
             registry: r,
         }
     }

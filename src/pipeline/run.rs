@@ -82,6 +82,21 @@ fn spawn<T: Send + 'static>(
         .map_err(PipelineError::Spawn)
 }
 
+fn publish_store_stats(m: &Metrics, s: &WriterStats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    for (stat, v) in [
+        ("inserted", &s.inserted),
+        ("duplicates", &s.duplicates),
+        ("batches", &s.batches),
+        ("errors", &s.errors),
+        ("partitions_dropped", &s.partitions_dropped),
+    ] {
+        m.store
+            .with_label_values(&[stat])
+            .set(v.load(Relaxed) as i64);
+    }
+}
+
 /// Runs the whole pipeline to completion (end of files, or `stop`) and returns its summary.
 pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, PipelineError> {
     let started = Instant::now();
@@ -128,12 +143,13 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
         })?;
         let (tx, rx) = bounded::<CallRecord>(tb.queue_records);
         let stats = Arc::new(WriterStats::default());
-        let handle = spawn_writer(store, rx, stats, opts.clock.clone());
-        Some((tx, handle))
+        let handle = spawn_writer(store, rx, stats.clone(), opts.clock.clone());
+        Some((tx, handle, stats))
     } else {
         None
     };
-    let store_tx = store.as_ref().map(|(tx, _)| tx.clone());
+    let store_tx = store.as_ref().map(|(tx, _, _)| tx.clone());
+    let store_stats = store.as_ref().map(|(_, _, s)| s.clone());
     let store_metrics = metrics.clone();
     let sink = spawn("sink-jsonl".into(), move || -> Result<(), JsonlError> {
         loop {
@@ -160,6 +176,9 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
                 Err(RecvTimeoutError::Timeout) => {
                     if let Some(w) = writer.as_mut() {
                         w.flush()?;
+                    }
+                    if let Some(s) = &store_stats {
+                        publish_store_stats(&store_metrics, s);
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -302,12 +321,13 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
         Ok(r) => r?,
         Err(_) => failed = Some(PipelineError::ThreadPanicked("sink")),
     }
-    if let Some((tx, handle)) = store {
+    if let Some((tx, handle, stats)) = store {
         drop(tx);
         match handle.join() {
             Ok(r) => r?,
             Err(_) => failed = Some(PipelineError::ThreadPanicked("traceback store")),
         }
+        publish_store_stats(&metrics, &stats);
     }
     if let Some(e) = failed {
         return Err(e);

@@ -61,6 +61,11 @@ impl Replay {
 
 /// Replays `files` with the given TOML configuration text (written to a temp file).
 pub fn replay(files: &[&Path], config: &str) -> Replay {
+    replay_with(files, config, &[])
+}
+
+/// Like [`replay`], with extra command-line arguments.
+pub fn replay_with(files: &[&Path], config: &str, extra: &[&str]) -> Replay {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("sensor.toml");
     std::fs::write(&cfg, config).unwrap();
@@ -78,6 +83,7 @@ pub fn replay(files: &[&Path], config: &str) -> Replay {
         .arg(&summary)
         .arg("--metrics-out")
         .arg(&metrics)
+        .args(extra)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&result.stderr).into_owned();

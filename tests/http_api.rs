@@ -1,0 +1,210 @@
+//! The HTTP server for real on 127.0.0.1: /healthz, /metrics, and the traceback API over a
+//! store filled by replaying a sipp capture. Requests are raw HTTP/1.1 over a TCP socket.
+
+mod common;
+
+use serde_json::Value;
+use shaken_sensor::http::{spawn, HttpState};
+use shaken_sensor::metrics::Metrics;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+const TOKEN: &str = "s3cret-token";
+
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    if let Some(b) = body {
+        s.write_all(b.as_bytes()).unwrap();
+    }
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn json_body(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body}"))
+}
+
+struct Server {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    _dir: tempfile::TempDir,
+    call: Value,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn server(token: Option<&str>) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let config = "[sensor]\nworkers = 2\n[[peers]]\nname = \"lab\"\nocn = \"4321\"\ncidrs = [\"127.0.0.0/8\"]\n";
+    let r = common::replay_with(
+        &[&common::pcap("udp-outcomes.pcap")],
+        config,
+        &["--store", store.to_str().unwrap()],
+    );
+    let call = r
+        .records
+        .iter()
+        .find(|c| c["call_id"] == "outcome-notfound-1@uac.shaken-sensor.test")
+        .unwrap()
+        .clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let state = HttpState {
+        metrics: Arc::new(Metrics::new()),
+        store: Some(store),
+        token: token.map(str::to_string),
+    };
+    let s = spawn("127.0.0.1:0".parse().unwrap(), state, stop.clone()).unwrap();
+    Server {
+        addr: s.addr,
+        stop,
+        _dir: dir,
+        call,
+    }
+}
+
+#[test]
+fn health_and_metrics() {
+    let s = server(Some(TOKEN));
+    assert_eq!(
+        request(s.addr, "GET", "/healthz", None, None),
+        (200, "ok\n".into())
+    );
+    let (status, body) = request(s.addr, "GET", "/metrics", None, None);
+    assert_eq!(status, 200);
+    assert!(body.contains("shaken_sensor_build_info"), "{body}");
+}
+
+#[test]
+fn traceback_get_answers_with_the_upstream_hop() {
+    let s = server(Some(TOKEN));
+    let (orig, dest, at) = (
+        s.call["orig_tn"].as_str().unwrap().to_string(),
+        s.call["dest_tn"].as_str().unwrap().to_string(),
+        s.call["observed_at"].as_str().unwrap().to_string(),
+    );
+    let path = format!("/v1/traceback?orig={orig}&dest={dest}&at={at}&window_s=30");
+    let (status, body) = request(s.addr, "GET", &path, Some(TOKEN), None);
+    assert_eq!(status, 200, "{body}");
+    let a = json_body(&body);
+    let calls = a["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{a}");
+    assert_eq!(calls[0]["call_id"], s.call["call_id"]);
+    assert_eq!(calls[0]["upstream"]["peer"], "lab");
+    assert_eq!(calls[0]["upstream"]["ocn"], "4321");
+    assert_eq!(calls[0]["dialog"]["final_code"], 404);
+    assert_eq!(calls[0]["shaken"]["verstat"], "No-TN-Validation");
+    // Unknown call: an empty answer.
+    let (status, body) = request(
+        s.addr,
+        "GET",
+        &format!("/v1/traceback?dest=13035559999&at={at}"),
+        Some(TOKEN),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(json_body(&body)["calls"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn traceback_refuses_bad_tokens_and_bad_input() {
+    let s = server(Some(TOKEN));
+    let at = s.call["observed_at"].as_str().unwrap().to_string();
+    let ok_path = format!("/v1/traceback?dest=13035550118&at={at}");
+    assert_eq!(request(s.addr, "GET", &ok_path, None, None).0, 401);
+    assert_eq!(
+        request(s.addr, "GET", &ok_path, Some("wrong-token!"), None).0,
+        401
+    );
+    for (query, param) in [
+        (format!("at={at}"), "dest"),
+        ("dest=13035550118&at=yesterday".to_string(), "at"),
+        (
+            format!("dest=13035550118&at={at}&window_s=1000000000"),
+            "window_s",
+        ),
+        (format!("dest=abc&at={at}"), "dest"),
+    ] {
+        let (status, body) = request(
+            s.addr,
+            "GET",
+            &format!("/v1/traceback?{query}"),
+            Some(TOKEN),
+            None,
+        );
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(json_body(&body)["param"], param, "{query}: {body}");
+    }
+    let no_token = server(None);
+    assert_eq!(
+        request(no_token.addr, "GET", &ok_path, Some(TOKEN), None).0,
+        403
+    );
+}
+
+#[test]
+fn traceback_post_batches_are_capped() {
+    let s = server(Some(TOKEN));
+    let at = s.call["observed_at"].as_str().unwrap();
+    let one = format!(r#"{{"dest":"13035550118","at":"{at}","window_s":60}}"#);
+    let body = format!(r#"{{"queries":[{one},{one}]}}"#);
+    let (status, resp) = request(s.addr, "POST", "/v1/traceback", Some(TOKEN), Some(&body));
+    assert_eq!(status, 200, "{resp}");
+    let answers = json_body(&resp)["answers"].as_array().unwrap().clone();
+    assert_eq!(answers.len(), 2);
+    assert_eq!(
+        answers[0]["calls"][0]["call_id"],
+        "outcome-notfound-1@uac.shaken-sensor.test"
+    );
+    let many = vec![one.as_str(); 10_001].join(",");
+    let (status, resp) = request(
+        s.addr,
+        "POST",
+        "/v1/traceback",
+        Some(TOKEN),
+        Some(&format!(r#"{{"queries":[{many}]}}"#)),
+    );
+    assert_eq!(status, 400, "{resp}");
+    assert_eq!(json_body(&resp)["param"], "queries");
+    let (status, resp) = request(
+        s.addr,
+        "POST",
+        "/v1/traceback",
+        Some(TOKEN),
+        Some("not json"),
+    );
+    assert_eq!(status, 400, "{resp}");
+}
