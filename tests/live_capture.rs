@@ -188,26 +188,12 @@ fn live_loopback_capture_records_every_sipp_call() {
     // SIGTERM flushed the traceback store too: every call is answered from it.
     let first = &records[0];
     assert_eq!(first["dest_tn"], "13035550177");
-    let out = Command::new(common::bin())
-        .arg("traceback")
-        .arg("--store")
-        .arg(dir.path().join("store"))
-        .args([
-            "--dest",
-            "+1 303 555 0177",
-            "--at",
-            first["observed_at"].as_str().unwrap(),
-            "--window-s",
-            "600",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let store = dir.path().join("store");
+    let at = first["observed_at"].as_str().unwrap();
+    let answer = common::traceback(
+        &store,
+        &["--dest", "+1 303 555 0177", "--at", at, "--window-s", "600"],
     );
-    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         answer["calls"].as_array().unwrap().len(),
         CALLS,

@@ -3,25 +3,8 @@
 
 mod common;
 
-use common::pcap;
-use serde_json::Value;
+use common::{pcap, traceback};
 use std::process::Command;
-
-fn traceback(store: &std::path::Path, args: &[&str]) -> Value {
-    let out = Command::new(common::bin())
-        .arg("traceback")
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 #[test]
 fn replayed_calls_are_answered_from_the_store() {

@@ -313,6 +313,14 @@ mod tests {
         }
     }
 
+    /// A credential for `key` that is valid at any time.
+    fn valid_cred(key: &EcdsaKeyPair) -> TestCred {
+        TestCred {
+            key: key.public_key().as_ref().to_vec(),
+            validity: Ok(()),
+        }
+    }
+
     fn keypair() -> EcdsaKeyPair {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
@@ -359,10 +367,7 @@ mod tests {
     #[test]
     fn a_valid_passport_passes_with_its_details() {
         let key = keypair();
-        let cred = TestCred {
-            key: key.public_key().as_ref().to_vec(),
-            validity: Ok(()),
-        };
+        let cred = valid_cred(&key);
         let h = signed(
             &key,
             "shaken",
@@ -382,10 +387,7 @@ mod tests {
     fn every_step_fails_with_its_code_and_verstat() {
         let key = keypair();
         let other = keypair();
-        let good = TestCred {
-            key: key.public_key().as_ref().to_vec(),
-            validity: Ok(()),
-        };
+        let good = valid_cred(&key);
         let wrong_key = TestCred {
             key: other.public_key().as_ref().to_vec(),
             validity: Ok(()),
@@ -504,10 +506,7 @@ mod tests {
     #[test]
     fn tampered_payload_does_not_verify() {
         let key = keypair();
-        let cred = TestCred {
-            key: key.public_key().as_ref().to_vec(),
-            validity: Ok(()),
-        };
+        let cred = valid_cred(&key);
         let h = signed(
             &key,
             "shaken",
@@ -528,10 +527,7 @@ mod tests {
     #[test]
     fn every_dest_tn_is_compared_not_only_the_first() {
         let key = keypair();
-        let cred = TestCred {
-            key: key.public_key().as_ref().to_vec(),
-            validity: Ok(()),
-        };
+        let cred = valid_cred(&key);
         let h = signed(
             &key,
             "shaken",
@@ -549,10 +545,7 @@ mod tests {
         assert_eq!((r.code, r.identity_headers), (None, 0));
 
         let key = keypair();
-        let cred = TestCred {
-            key: key.public_key().as_ref().to_vec(),
-            validity: Ok(()),
-        };
+        let cred = valid_cred(&key);
         let div_claims = r#"{"dest":{"tn":["13035550177"]},"div":{"tn":"13035550100"},"iat":1795000000,"orig":{"tn":"12025550143"}}"#;
         let mut d = v.precheck(signed(&key, "div", div_claims).as_bytes(), &numbers(), NOW);
         v.finish(&mut d, Ok(&cred), NOW);
@@ -587,10 +580,7 @@ mod tests {
     #[test]
     fn a_token_copied_onto_another_call_is_flagged_replayed() {
         let key = keypair();
-        let cred = TestCred {
-            key: key.public_key().as_ref().to_vec(),
-            validity: Ok(()),
-        };
+        let cred = valid_cred(&key);
         let h = signed(
             &key,
             "shaken",

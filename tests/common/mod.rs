@@ -104,3 +104,20 @@ pub fn replay_with(files: &[&Path], config: &str, extra: &[&str]) -> Replay {
 }
 
 pub const DEFAULT_CONFIG: &str = "[sensor]\nid = \"test-sensor\"\nworkers = 2\n";
+
+/// Runs `shaken-sensor traceback --store STORE ARGS...` and returns its JSON answer.
+pub fn traceback(store: &Path, args: &[&str]) -> Value {
+    let out = Command::new(bin())
+        .arg("traceback")
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
