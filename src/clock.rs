@@ -4,6 +4,9 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Length of [`Timestamp::format_rfc3339`]'s output.
+pub const RFC3339_LEN: usize = 27;
+
 /// Microseconds since the Unix epoch (UTC). Packet timestamps and clock readings share it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
@@ -41,17 +44,37 @@ impl Timestamp {
 
     /// RFC 3339 with microseconds, UTC, e.g. `2026-11-29T14:03:07.123456Z`.
     pub fn to_rfc3339(self) -> String {
-        let secs = self.as_secs();
-        let micros = self.0.rem_euclid(1_000_000);
-        let days = secs.div_euclid(86_400);
-        let tod = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-            tod / 3600,
-            (tod % 3600) / 60,
-            tod % 60
-        )
+        let mut buf = [0u8; RFC3339_LEN];
+        self.format_rfc3339(&mut buf).to_string()
+    }
+
+    /// [`Self::to_rfc3339`] into a caller's buffer: every CallRecord carries timestamps, and
+    /// `format!` cost more than the rest of the record's serialization (callgrind).
+    /// Years outside 0000..=9999 are clamped to those bounds (never reached by packet times).
+    pub fn format_rfc3339(self, buf: &mut [u8; RFC3339_LEN]) -> &str {
+        const MIN: i64 = -62_167_219_200_000_000; // 0000-01-01T00:00:00Z
+        const MAX: i64 = 253_402_300_799_999_999; // 9999-12-31T23:59:59.999999Z
+        let t = Timestamp(self.0.clamp(MIN, MAX));
+        let secs = t.as_secs();
+        let micros = t.0.rem_euclid(1_000_000) as u32;
+        let tod = secs.rem_euclid(86_400) as u32;
+        let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+        *buf = *b"0000-00-00T00:00:00.000000Z";
+        let mut put = |at: usize, width: usize, mut v: u32| {
+            for i in (at..at + width).rev() {
+                buf[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, y as u32);
+        put(5, 2, m);
+        put(8, 2, d);
+        put(11, 2, tod / 3600);
+        put(14, 2, tod % 3600 / 60);
+        put(17, 2, tod % 60);
+        put(20, 6, micros);
+        // Only ASCII digits and separators were written.
+        std::str::from_utf8(buf).unwrap_or_default()
     }
 
     /// Parses `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
@@ -181,6 +204,30 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_formats_like_the_calendar_everywhere() {
+        // Every day from 1900 to 2100 at varied times of day round-trips through the parser.
+        let mut t = Timestamp::parse_rfc3339("1900-01-01T00:00:00Z").unwrap();
+        let end = Timestamp::parse_rfc3339("2100-01-01T00:00:00Z").unwrap();
+        let mut step = 0i64;
+        while t < end {
+            let s = t.to_rfc3339();
+            assert_eq!(s.len(), RFC3339_LEN);
+            assert_eq!(Timestamp::parse_rfc3339(&s), Some(t), "{s}");
+            step += 1;
+            t = Timestamp(t.0 + 86_400_000_000 + (step * 7_777_777_777) % 86_400_000_000);
+        }
+        assert_eq!(
+            Timestamp(i64::MAX).to_rfc3339(),
+            "9999-12-31T23:59:59.999999Z"
+        );
+        assert_eq!(
+            Timestamp(i64::MIN).to_rfc3339(),
+            "0000-01-01T00:00:00.000000Z"
+        );
+        assert_eq!(Timestamp(-1).to_rfc3339(), "1969-12-31T23:59:59.999999Z");
+    }
 
     #[test]
     fn rfc3339_round_trip() {

@@ -137,7 +137,8 @@ pub struct SdpTraits {
 }
 
 fn rfc3339<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&t.to_rfc3339())
+    let mut buf = [0u8; crate::clock::RFC3339_LEN];
+    s.serialize_str(t.format_rfc3339(&mut buf))
 }
 
 /// A record id that is unique per observed call and the same every time it is computed for that
