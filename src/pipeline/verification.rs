@@ -3,7 +3,7 @@
 //! take real time even when a replay runs faster than real time), and holds back the record of
 //! a call that ends before its verdict is known.
 
-use crate::dialog::call::invite_numbers;
+use crate::dialog::call::{invite_numbers, InviteNumbers};
 use crate::dialog::table::DialogTable;
 use crate::metrics::Metrics;
 use crate::record::{CallRecord, ShakenResult};
@@ -106,7 +106,12 @@ impl Verification {
     /// Verifies the INVITE that just started a call; the verdict goes onto the call now or,
     /// if a certificate must be fetched, when it arrives.
     pub fn start(&mut self, msg: &SipMessage<'_>, now: i64, table: &mut DialogTable) {
-        let n = invite_numbers(msg);
+        // Most INVITEs on many links are unsigned: their verdict needs no numbers.
+        let n = if msg.identity.is_empty() {
+            InviteNumbers::default()
+        } else {
+            invite_numbers(msg)
+        };
         let numbers = CallNumbers {
             orig: n.orig,
             dest: [n.ruri, n.to],
