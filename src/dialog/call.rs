@@ -280,6 +280,7 @@ impl Call {
                 codecs: self.texts.codecs(),
             }),
             fingerprint: None,
+            trace: None,
         }
     }
 }
