@@ -132,12 +132,12 @@ fn peers_of_records(out: &Path, n: usize) -> Vec<String> {
     }
 }
 
-fn metrics(addr: SocketAddr) -> String {
+fn http_get(addr: SocketAddr, path: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         s,
-        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = String::new();
@@ -212,6 +212,14 @@ fn sighup_applies_new_peers_and_refuses_a_broken_file_without_stopping_capture()
 
     sipp_calls();
     assert_eq!(peers_of_records(&out, CALLS), vec!["before"; CALLS]);
+    // Capturing, sink writing: ready.
+    let health = http_get(addr, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let body: Value = serde_json::from_str(health.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"status": "ok", "components": {"capture": {"ok": true}, "sink_jsonl": {"ok": true}}})
+    );
 
     // New peers: the next calls are attributed to them; capture never stopped.
     std::fs::write(&cfg, config(dir.path(), "after")).unwrap();
@@ -241,7 +249,7 @@ fn sighup_applies_new_peers_and_refuses_a_broken_file_without_stopping_capture()
     sipp_calls();
     let peers = peers_of_records(&out, 3 * CALLS);
     assert_eq!(peers[2 * CALLS..], vec!["after"; CALLS]);
-    let m = metrics(addr);
+    let m = http_get(addr, "/metrics");
     assert!(
         m.contains("shaken_sensor_config_reloads_total{result=\"success\"} 1\n"),
         "{m}"

@@ -32,6 +32,8 @@ pub struct CaptureThread {
     pub stats_interval: Duration,
     /// Replay: the clock that follows packet time (verification and certificate cache).
     pub packet_clock: Option<Arc<ManualClock>>,
+    /// Readiness of capture (/healthz): a source that fails marks it not ok.
+    pub health: Arc<crate::health::Component>,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +69,7 @@ impl CaptureThread {
             progress,
             stats_interval,
             packet_clock,
+            health,
         } = self;
         let mut published = Published::default();
         let mut latency = LocalLatency::new(metrics.latency.clone());
@@ -118,6 +121,9 @@ impl CaptureThread {
                     Ok(Next::End) => break,
                     Err(e) => {
                         tracing::warn!(error = %e, "capture source failed; moving on");
+                        if live {
+                            health.set_failed(format!("{}: {e}", source.name()));
+                        }
                         outcome.read_errors.push(e.to_string());
                         if matches!(e, SourceError::Read { .. }) {
                             metrics

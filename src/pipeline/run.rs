@@ -333,6 +333,8 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
     .map_err(PipelineError::Spawn)?;
     // Whatever way run() ends, the summary thread writes its last line and stops.
     let summaries_guard = SetOnDrop(summaries_done);
+    // The sources are open: capture is running from here (a thread that fails says so).
+    capture_health.set_ok();
     let mut captures = Vec::new();
     for (label, sources) in groups {
         let t = CaptureThread {
@@ -354,10 +356,10 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
             progress: opts.progress,
             stats_interval: Duration::from_secs(cfg.capture.stats_interval_s),
             packet_clock: packet_clock.clone(),
+            health: capture_health.clone(),
         };
         captures.push(spawn(format!("capture-{label}"), move || t.run())?);
     }
-    capture_health.set_ok();
     let mut last_ts = Timestamp::ZERO;
     let mut failed = None;
     for c in captures {
