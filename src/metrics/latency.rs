@@ -12,7 +12,9 @@
 //!   reassembly, framing);
 //! - `parse`: until the worker parsed it (queue wait included);
 //! - `verify`: until its INVITE's STIR/SHAKEN verdict was known (a certificate fetch included);
-//! - `detect`: hook for the detection engine (it records with [`LocalLatency::record_since`]);
+//! - `detect`: hook for the detection engine: its thread keeps a [`LocalLatency`] and records
+//!   `record_since(Stage::Detect, arrival)` for records whose `CallRecord::trace` is set (the
+//!   arrival of the sampled message that ended the call), calling `maybe_merge` per batch;
 //! - `sink`: until the record of the call this message ended was written by the JSONL sink.
 //!
 //! A message produced by reassembly carries the arrival of the frame that completed it.
