@@ -33,6 +33,8 @@ pub enum HttpError {
 #[derive(Clone)]
 pub struct HttpState {
     pub metrics: Arc<Metrics>,
+    /// Readiness of the pipeline's components, answered by /healthz.
+    pub health: Arc<crate::health::Health>,
     /// The traceback store directory, when the store is enabled.
     pub store: Option<PathBuf>,
     /// Bearer token for the traceback API; the API refuses every request without one.
@@ -89,7 +91,7 @@ pub fn spawn(
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/v1/traceback", get(traceback_get).post(traceback_post))
         .with_state(Arc::new(state))
 }
@@ -100,6 +102,18 @@ async fn metrics(State(s): State<Arc<HttpState>>) -> Response {
         s.metrics.render(),
     )
         .into_response()
+}
+
+/// 200 when every registered component is ok, 503 otherwise; the JSON body names the part
+/// that is not ok and why.
+async fn healthz(State(s): State<Arc<HttpState>>) -> Response {
+    let (ready, body) = s.health.report();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
 }
 
 fn error(status: StatusCode, message: impl Into<String>, param: Option<&str>) -> Response {

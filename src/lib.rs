@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod dialog;
 pub mod export;
+pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod peers;

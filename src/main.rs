@@ -59,6 +59,13 @@ enum Command {
         /// writes a store, so investigating a capture cannot pollute the production one.
         #[arg(long)]
         store: Option<PathBuf>,
+        /// Serve /metrics, /healthz (and the traceback API over --store) on ADDR while
+        /// replaying, e.g. 127.0.0.1:9465 (port 0 picks one; the log line names it).
+        #[arg(long)]
+        http: Option<String>,
+        /// After the replay, keep serving --http until SIGINT/SIGTERM (to inspect the metrics).
+        #[arg(long, requires = "http")]
+        hold: bool,
     },
     /// Verify the STIR/SHAKEN Identity of INVITEs: raw SIP message files, "-" (stdin), or
     /// pcap/pcapng captures. One JSON object per INVITE on stdout.
@@ -130,6 +137,49 @@ fn stop_flag() -> Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
+/// SIGHUP sets the returned flag; the reload thread clears it.
+fn reload_flag() -> Result<Arc<AtomicBool>> {
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
+        .context("installing SIGHUP handler")?;
+    Ok(hup)
+}
+
+/// Re-reads `path` on every SIGHUP until `stop`; never touches the capture threads.
+fn spawn_reloader(
+    path: PathBuf,
+    live: Arc<pipeline::LiveConfig>,
+    metrics: Arc<shaken_sensor::metrics::Metrics>,
+    hup: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>> {
+    use std::sync::atomic::Ordering;
+    std::thread::Builder::new()
+        .name("reload".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if hup.swap(false, Ordering::Relaxed) {
+                    tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
+                    live.reload(&path, &metrics);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        })
+        .context("starting the reload thread")
+}
+
+fn http_state(opts: &RunOptions, cfg: &Config) -> shaken_sensor::http::HttpState {
+    shaken_sensor::http::HttpState {
+        metrics: opts.metrics.clone(),
+        health: opts.health.clone(),
+        store: cfg
+            .traceback
+            .enabled
+            .then(|| PathBuf::from(&cfg.traceback.dir)),
+        token: Some(cfg.http.token.clone()).filter(|t| !t.is_empty()),
+    }
+}
+
 fn write_metrics(
     path: Option<&Path>,
     opts_metrics: &shaken_sensor::metrics::Metrics,
@@ -186,10 +236,15 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         } => {
             let cfg = config::load(&config).context("loading configuration")?;
             init_logging(&cfg);
+            let hup = reload_flag()?;
             let stop = stop_flag()?;
             let mut opts = RunOptions::new(stop.clone());
             opts.records_out = out;
+            let live = pipeline::LiveConfig::new(&cfg);
+            opts.live = Some(live.clone());
             let metrics = opts.metrics.clone();
+            let reloader =
+                spawn_reloader(config.clone(), live, metrics.clone(), hup, stop.clone())?;
             tracing::info!(
                 interfaces = ?cfg.capture.interfaces,
                 filter = %cfg.bpf_filter(),
@@ -200,14 +255,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 None
             } else {
                 let bind = cfg.http.bind.parse().context("http.bind")?;
-                let state = shaken_sensor::http::HttpState {
-                    metrics: metrics.clone(),
-                    store: cfg
-                        .traceback
-                        .enabled
-                        .then(|| PathBuf::from(&cfg.traceback.dir)),
-                    token: Some(cfg.http.token.clone()).filter(|t| !t.is_empty()),
-                };
+                let state = http_state(&opts, &cfg);
                 Some(
                     shaken_sensor::http::spawn(bind, state, stop.clone())
                         .context("starting the HTTP server")?,
@@ -218,6 +266,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             if let Some(server) = http {
                 let _ = server.thread.join();
             }
+            let _ = reloader.join();
             let summary = result?;
             tracing::info!(
                 packets = summary.packets,
@@ -292,6 +341,8 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             summary_json,
             metrics_out,
             store,
+            http,
+            hold,
         } => {
             let mut cfg = config::load::load_or_default(config.as_deref())
                 .context("loading configuration")?;
@@ -301,10 +352,28 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             }
             init_logging(&cfg);
             let stop = stop_flag()?;
-            let mut opts = RunOptions::new(stop);
+            let mut opts = RunOptions::new(stop.clone());
             opts.records_out = out;
             opts.progress = !quiet && std::io::stderr().is_terminal();
             let metrics = opts.metrics.clone();
+            // The server has its own stop flag: a replay that ends must not end it under --hold.
+            let http_stop = Arc::new(AtomicBool::new(false));
+            let server = match &http {
+                Some(addr) => {
+                    let bind = addr
+                        .parse()
+                        .with_context(|| format!("--http {addr}: expected IP:PORT"))?;
+                    Some(
+                        shaken_sensor::http::spawn(
+                            bind,
+                            http_state(&opts, &cfg),
+                            http_stop.clone(),
+                        )
+                        .context("starting the HTTP server")?,
+                    )
+                }
+                None => None,
+            };
             let summary = pipeline::run(&cfg, Input::Files(files), opts).context("replay")?;
             if !quiet {
                 eprint!("{}", summary.to_text());
@@ -315,6 +384,16 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                     .with_context(|| format!("writing summary to {}", p.display()))?;
             }
             write_metrics(metrics_out.as_deref(), &metrics)?;
+            if let Some(server) = server {
+                if hold {
+                    tracing::info!(addr = %server.addr, "replay done; serving until SIGINT/SIGTERM (--hold)");
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                }
+                http_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                let _ = server.thread.join();
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

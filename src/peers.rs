@@ -9,6 +9,14 @@ use std::sync::Arc;
 
 pub const UNKNOWN_PEER: &str = "unknown";
 
+/// The peer table as workers read it: swapped whole by a SIGHUP reload, read lock-free.
+pub type SharedPeers = Arc<arc_swap::ArcSwap<PeerTable>>;
+
+/// A shared table built from the configuration.
+pub fn shared(peers: &[PeerConfig]) -> SharedPeers {
+    Arc::new(arc_swap::ArcSwap::from_pointee(PeerTable::new(peers)))
+}
+
 /// A peer as it appears in records: shared, cheap to clone per call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Peer {

@@ -33,6 +33,10 @@ pub struct CallRecord {
     pub dialog: DialogOutcome,
     pub sdp: Option<SdpTraits>,
     pub fingerprint: Option<String>,
+    /// Arrival (at its capture thread) of the sampled message that ended this call, for the
+    /// `sink` stage latency; never serialized, None for unsampled calls.
+    #[serde(skip)]
+    pub trace: Option<std::time::Instant>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 mod common;
 
 use serde_json::Value;
+use shaken_sensor::health::Health;
 use shaken_sensor::http::{spawn, HttpState};
 use shaken_sensor::metrics::Metrics;
 use std::io::{Read, Write};
@@ -55,6 +56,7 @@ fn json_body(body: &str) -> Value {
 
 struct Server {
     addr: SocketAddr,
+    health: Arc<Health>,
     stop: Arc<AtomicBool>,
     _dir: tempfile::TempDir,
     call: Value,
@@ -82,14 +84,18 @@ fn server(token: Option<&str>) -> Server {
         .unwrap()
         .clone();
     let stop = Arc::new(AtomicBool::new(false));
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::new(&metrics));
     let state = HttpState {
-        metrics: Arc::new(Metrics::new()),
+        health: health.clone(),
+        metrics,
         store: Some(store),
         token: token.map(str::to_string),
     };
     let s = spawn("127.0.0.1:0".parse().unwrap(), state, stop.clone()).unwrap();
     Server {
         addr: s.addr,
+        health,
         stop,
         _dir: dir,
         call,
@@ -99,10 +105,26 @@ fn server(token: Option<&str>) -> Server {
 #[test]
 fn health_and_metrics() {
     let s = server(Some(TOKEN));
+    // Nothing registered yet: not ready.
+    let (status, body) = request(s.addr, "GET", "/healthz", None, None);
+    assert_eq!(status, 503, "{body}");
+    let capture = s.health.register("capture", true, "");
+    let sink = s.health.register("sink_jsonl", true, "");
+    let (status, body) = request(s.addr, "GET", "/healthz", None, None);
+    assert_eq!(status, 200, "{body}");
     assert_eq!(
-        request(s.addr, "GET", "/healthz", None, None),
-        (200, "ok\n".into())
+        json_body(&body),
+        serde_json::json!({"status": "ok", "components": {"capture": {"ok": true}, "sink_jsonl": {"ok": true}}})
     );
+    sink.set_failed("records.jsonl: No space left on device");
+    let (status, body) = request(s.addr, "GET", "/healthz", None, None);
+    assert_eq!(status, 503);
+    assert_eq!(
+        json_body(&body),
+        serde_json::json!({"status": "unavailable", "components": {"capture": {"ok": true},
+            "sink_jsonl": {"ok": false, "reason": "records.jsonl: No space left on device"}}})
+    );
+    capture.set_ok();
     let (status, body) = request(s.addr, "GET", "/metrics", None, None);
     assert_eq!(status, 200);
     assert!(body.contains("shaken_sensor_build_info"), "{body}");

@@ -62,6 +62,9 @@ pub struct PcapSource {
     handle: Handle,
     linktype: i32,
     name: String,
+    /// Live: the last read found the ring empty and reported Idle without waiting, so the
+    /// caller could send its partial batches first; the next empty read waits.
+    drained: bool,
 }
 
 /// A libpcap packet header's timestamp. `time_t` and `suseconds_t` differ in width between
@@ -84,8 +87,11 @@ fn wait_readable(fd: RawFd, timeout_ms: i32) {
     }
 }
 
-/// Read timeout for live capture: bounds how long periodic work (timeouts, stats) waits.
-const LIVE_TIMEOUT_MS: i32 = 100;
+/// Read timeout for live capture: bounds how long periodic work (timeouts, stats) waits, and
+/// how long the kernel holds a partly filled TPACKET_V3 block before handing it over — so it
+/// is also the worst capture latency at low packet rates (`stage_latency_seconds{stage=
+/// "capture"}`): 100 ms measured p50 at 100 calls/s, hence 10 ms.
+const LIVE_TIMEOUT_MS: i32 = 10;
 
 impl PcapSource {
     pub fn open_file(path: &Path) -> Result<Self, SourceError> {
@@ -97,6 +103,7 @@ impl PcapSource {
             linktype: cap.get_datalink().0,
             handle: Handle::File(cap),
             name: path.display().to_string(),
+            drained: false,
         })
     }
 
@@ -126,6 +133,7 @@ impl PcapSource {
             linktype,
             handle: Handle::Live(cap, fd),
             name: iface.to_string(),
+            drained: false,
         })
     }
 
@@ -147,10 +155,19 @@ impl PcapSource {
                 let fd = *fd;
                 match c.next_packet() {
                     Err(pcap::Error::TimeoutExpired) => {
-                        wait_readable(fd, LIVE_TIMEOUT_MS);
+                        // First empty read: return at once so the caller flushes what it
+                        // batched (waiting first held the last messages of a burst for a
+                        // whole timeout: measured 250 ms parse latency). Then wait.
+                        if self.drained {
+                            wait_readable(fd, LIVE_TIMEOUT_MS);
+                        }
+                        self.drained = !self.drained;
                         return Ok(Next::Idle);
                     }
-                    other => other,
+                    other => {
+                        self.drained = false;
+                        other
+                    }
                 }
             }
             Handle::File(c) => c.next_packet(),

@@ -286,6 +286,7 @@ impl Call {
                 codecs: self.texts.codecs(),
             }),
             fingerprint: None,
+            trace: None,
         }
     }
 }

@@ -4,7 +4,7 @@
 use super::call::{Call, Seen};
 use crate::clock::Timestamp;
 use crate::config::DialogConfig;
-use crate::peers::PeerTable;
+use crate::peers::SharedPeers;
 use crate::record::{CallRecord, EndedBy, ShakenResult};
 use crate::sip::message::{Method, SipMessage, StartLine};
 use crate::sip::uri::{param, parse_name_addr};
@@ -33,6 +33,8 @@ impl DialogLimits {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DialogStats {
     pub created: u64,
+    /// Closed calls forgotten before their linger time because the recently-closed set was full.
+    pub recently_closed_evictions: u64,
     pub invite_retransmissions: u64,
     pub reinvites: u64,
     /// In-dialog messages (responses to an INVITE, BYE, CANCEL, ACK, ...) for calls we never
@@ -70,7 +72,8 @@ pub struct DialogTable {
     order: VecDeque<(u64, Rc<[u8]>)>,
     next_created: u64,
     limits: DialogLimits,
-    peers: Arc<PeerTable>,
+    /// Swapped by a SIGHUP reload; read once per new call (lock-free).
+    peers: SharedPeers,
     sensor_id: Arc<str>,
     recently_closed: RecentlyClosed,
     pub stats: DialogStats,
@@ -99,13 +102,25 @@ impl RecentlyClosed {
         }
     }
 
-    fn insert(&mut self, call_id: &[u8], at: Timestamp, cseq: u32) {
+    /// Remembers a closed call; true when the set was full and a call still lingering had to
+    /// be forgotten for it.
+    fn insert(&mut self, call_id: &[u8], at: Timestamp, cseq: u32) -> bool {
         let h = self.hasher.hash_one(call_id);
+        let mut evicted = false;
         if self.fifo.len() >= self.cap {
+            evicted = self
+                .fifo
+                .front()
+                .is_some_and(|(_, oldest)| at.0 - oldest.0 <= LINGER_US);
             self.pop_oldest();
         }
         self.set.insert(h, (at, cseq));
         self.fifo.push_back((h, at));
+        evicted
+    }
+
+    fn len(&self) -> usize {
+        self.fifo.len()
     }
 
     fn pop_oldest(&mut self) {
@@ -160,7 +175,7 @@ fn is_dialog_message(msg: &SipMessage<'_>) -> bool {
 }
 
 impl DialogTable {
-    pub fn new(limits: DialogLimits, peers: Arc<PeerTable>, sensor_id: Arc<str>) -> Self {
+    pub fn new(limits: DialogLimits, peers: SharedPeers, sensor_id: Arc<str>) -> Self {
         DialogTable {
             calls: HashMap::default(),
             order: VecDeque::new(),
@@ -179,6 +194,11 @@ impl DialogTable {
 
     pub fn is_empty(&self) -> bool {
         self.calls.is_empty()
+    }
+
+    /// Closed calls remembered for their trailing messages (bounded: `max_dialogs / 4`).
+    pub fn recently_closed_len(&self) -> usize {
+        self.recently_closed.len()
     }
 
     /// Attaches the STIR/SHAKEN verdict to an open call; false when the call is gone.
@@ -242,7 +262,8 @@ impl DialogTable {
         if self.calls.len() >= self.limits.max_dialogs {
             self.evict_oldest(seen.ts, emit);
         }
-        let peer = self.peers.lookup(seen.src.ip());
+        let peers = self.peers.load();
+        let peer = peers.lookup(seen.src.ip());
         let call = Box::new(Call::from_invite(msg, seen, peer, self.next_created));
         let key: Rc<[u8]> = Rc::from(msg.call_id);
         self.order.push_back((self.next_created, key.clone()));
@@ -266,7 +287,9 @@ impl DialogTable {
     ) {
         if let Some((key, call)) = self.calls.remove_entry(call_id) {
             self.stats.closed(by);
-            self.recently_closed.insert(&key, at, call.cseq());
+            if self.recently_closed.insert(&key, at, call.cseq()) {
+                self.stats.recently_closed_evictions += 1;
+            }
             emit(&key, call.into_record(&key, by, at, &self.sensor_id));
         }
     }

@@ -4,6 +4,7 @@
 //! Stages count locally and publish in bulk, so the hot path touches no shared cache line per
 //! packet. Labels never carry phone numbers or IP addresses: peers are named, not addressed.
 
+pub mod latency;
 pub mod names;
 pub mod registry;
 

@@ -28,3 +28,27 @@ pub const CERT_CACHE_HITS_TOTAL: &str = "shaken_sensor_cert_cache_hits_total";
 pub const CERT_CACHE_MISSES_TOTAL: &str = "shaken_sensor_cert_cache_misses_total";
 pub const CERT_FETCH_ERRORS_TOTAL: &str = "shaken_sensor_cert_fetch_errors_total";
 pub const STORE: &str = "shaken_sensor_traceback_store";
+
+// Operability (issue #8): latency, bounded structures, reloads, health.
+/// Histogram (seconds) per pipeline stage, from a sampled packet's arrival at its capture
+/// thread to the end of that stage; see `metrics::latency`.
+pub const STAGE_LATENCY_SECONDS: &str = "shaken_sensor_stage_latency_seconds";
+/// Calls remembered per worker after they closed (their trailing ACK/200 are recognised).
+pub const RECENTLY_CLOSED_CALLS: &str = "shaken_sensor_recently_closed_calls";
+/// Closed calls forgotten before their linger time ended because the set was full.
+pub const RECENTLY_CLOSED_EVICTIONS_TOTAL: &str = "shaken_sensor_recently_closed_evictions_total";
+/// PASSporT signatures remembered for replay detection.
+pub const REPLAY_SIGNATURES: &str = "shaken_sensor_replay_signatures";
+/// Signatures forgotten inside the freshness window because `shaken.replay_entries` was reached.
+pub const REPLAY_SIGNATURE_EVICTIONS_TOTAL: &str = "shaken_sensor_replay_signature_evictions_total";
+/// Certificate-ready notifications lost to a full per-worker channel (the call then waits for
+/// its deadline instead of its certificate).
+pub const CERT_NOTIFICATIONS_DROPPED_TOTAL: &str = "shaken_sensor_cert_notifications_dropped_total";
+/// Batch buffer pool: `allocated` (pool empty, a new batch was made), `discarded` (pool full).
+pub const BATCH_POOL_EVENTS_TOTAL: &str = "shaken_sensor_batch_pool_events_total";
+/// SIGHUP reloads by result: `success`, `failure` (the old configuration stays in force).
+pub const CONFIG_RELOADS_TOTAL: &str = "shaken_sensor_config_reloads_total";
+/// 1 per component while it is healthy, 0 otherwise (what /healthz reports).
+pub const COMPONENT_HEALTHY: &str = "shaken_sensor_component_healthy";
+/// Periodic log summaries of per-packet problems written (instead of a line per packet).
+pub const LOG_SUMMARIES_TOTAL: &str = "shaken_sensor_log_summaries_total";

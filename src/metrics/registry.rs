@@ -1,7 +1,9 @@
 //! The registry and typed handles. Created once by the pipeline and shared (`Arc`) by stages.
 
+use super::latency::LatencyHub;
 use super::names::*;
-use prometheus::{IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use std::sync::Arc;
 
 pub struct Metrics {
     pub registry: Registry,
@@ -34,6 +36,17 @@ pub struct Metrics {
     pub cert_cache: IntGaugeVec,
     /// Traceback store writer: inserted, duplicates, batches, errors, partitions_dropped.
     pub store: IntGaugeVec,
+    /// Per-stage latency (hdrhistogram inside), exported as a Prometheus histogram.
+    pub latency: Arc<LatencyHub>,
+    pub recently_closed: IntGaugeVec,
+    pub recently_closed_evictions: IntCounter,
+    pub replay_signatures: IntGauge,
+    pub replay_signature_evictions: IntCounter,
+    pub cert_notifications_dropped: IntCounter,
+    pub batch_pool_events: IntCounterVec,
+    pub config_reloads: IntCounterVec,
+    pub component_healthy: IntGaugeVec,
+    pub log_summaries: IntCounter,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -156,6 +169,60 @@ impl Metrics {
                 "Traceback store writer totals: inserted, duplicates, batches, errors, partitions_dropped",
                 &["stat"],
             ),
+            latency: {
+                let hub = Arc::new(LatencyHub::new());
+                r.register(Box::new(SharedHub(hub.clone())))
+                    .expect("metric registered once");
+                hub
+            },
+            recently_closed: gauge_vec(
+                RECENTLY_CLOSED_CALLS,
+                "Closed calls remembered per worker so their trailing messages are recognised",
+                &["worker"],
+            ),
+            recently_closed_evictions: counter(
+                &r,
+                RECENTLY_CLOSED_EVICTIONS_TOTAL,
+                "Closed calls forgotten early because the recently-closed set was full",
+            ),
+            replay_signatures: {
+                let g = IntGauge::new(REPLAY_SIGNATURES, "PASSporT signatures remembered for replay detection")
+                    .expect("static metric definition");
+                r.register(Box::new(g.clone())).expect("metric registered once");
+                g
+            },
+            replay_signature_evictions: counter(
+                &r,
+                REPLAY_SIGNATURE_EVICTIONS_TOTAL,
+                "Signatures forgotten inside the freshness window because shaken.replay_entries was reached",
+            ),
+            cert_notifications_dropped: counter(
+                &r,
+                CERT_NOTIFICATIONS_DROPPED_TOTAL,
+                "Certificate-ready notifications lost to a full worker channel (the call waits for its deadline)",
+            ),
+            batch_pool_events: counter_vec(
+                &r,
+                BATCH_POOL_EVENTS_TOTAL,
+                "Message batch pool: allocated (pool empty), discarded (pool full)",
+                &["event"],
+            ),
+            config_reloads: counter_vec(
+                &r,
+                CONFIG_RELOADS_TOTAL,
+                "SIGHUP configuration reloads by result (success, failure)",
+                &["result"],
+            ),
+            component_healthy: gauge_vec(
+                COMPONENT_HEALTHY,
+                "1 while a component is healthy, 0 otherwise (as /healthz reports)",
+                &["component"],
+            ),
+            log_summaries: counter(
+                &r,
+                LOG_SUMMARIES_TOTAL,
+                "Periodic log summaries of per-packet problems",
+            ),
             registry: r,
         }
     }
@@ -212,6 +279,19 @@ impl Metrics {
             .collect();
         v.sort();
         v
+    }
+}
+
+/// Registers the shared hub (the registry wants an owned collector).
+struct SharedHub(Arc<LatencyHub>);
+
+impl prometheus::core::Collector for SharedHub {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        prometheus::core::Collector::desc(&*self.0)
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        prometheus::core::Collector::collect(&*self.0)
     }
 }
 

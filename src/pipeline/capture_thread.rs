@@ -7,6 +7,7 @@ use super::dispatch::Dispatcher;
 use crate::capture::decode::Decoder;
 use crate::capture::source::{DropCounters, Next, PcapSource, SourceError};
 use crate::clock::{Clock, ManualClock, Timestamp};
+use crate::metrics::latency::{LocalLatency, Stage, SAMPLE_EVERY};
 use crate::metrics::Metrics;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -31,6 +32,8 @@ pub struct CaptureThread {
     pub stats_interval: Duration,
     /// Replay: the clock that follows packet time (verification and certificate cache).
     pub packet_clock: Option<Arc<ManualClock>>,
+    /// Readiness of capture (/healthz): a source that fails marks it not ok.
+    pub health: Arc<crate::health::Component>,
 }
 
 #[derive(Debug, Default)]
@@ -49,6 +52,7 @@ struct Published {
     errors: BTreeMap<&'static str, u64>,
     reassembly: BTreeMap<(&'static str, &'static str), u64>,
     queue_drops: u64,
+    batches_allocated: u64,
     pcap: DropCounters,
 }
 
@@ -65,8 +69,11 @@ impl CaptureThread {
             progress,
             stats_interval,
             packet_clock,
+            health,
         } = self;
         let mut published = Published::default();
+        let mut latency = LocalLatency::new(metrics.latency.clone());
+        let mut sampled: u64 = 0;
         let mut outcome = CaptureOutcome::default();
         let mut next_tick = i64::MIN;
         let started = Instant::now();
@@ -85,7 +92,24 @@ impl CaptureThread {
                 match source.next_frame() {
                     Ok(Next::Frame(f)) => {
                         frames += 1;
+                        sampled += 1;
+                        // One frame in SAMPLE_EVERY is timed: a counter test per frame, a
+                        // clock read per sample.
+                        let arrival = (sampled % SAMPLE_EVERY == 0).then(Instant::now);
+                        if let Some(a) = arrival {
+                            if live {
+                                latency.record(Stage::Capture, since_packet_time(f.ts));
+                            }
+                            dispatcher.sample = Some(a);
+                            dispatcher.sample_used = false;
+                        }
                         decoder.decode(linktype, f.ts, f.data, &mut |p| dispatcher.push(&p));
+                        if let Some(a) = arrival {
+                            if dispatcher.sample_used {
+                                latency.record_since(Stage::Decode, a);
+                            }
+                            dispatcher.sample = None;
+                        }
                         outcome.last_ts = outcome.last_ts.max(f.ts);
                         now_ts = if live { clock.now() } else { outcome.last_ts };
                     }
@@ -97,6 +121,9 @@ impl CaptureThread {
                     Ok(Next::End) => break,
                     Err(e) => {
                         tracing::warn!(error = %e, "capture source failed; moving on");
+                        if live {
+                            health.set_failed(format!("{}: {e}", source.name()));
+                        }
                         outcome.read_errors.push(e.to_string());
                         if matches!(e, SourceError::Read { .. }) {
                             metrics
@@ -124,6 +151,7 @@ impl CaptureThread {
                         last_stats = Instant::now();
                     }
                     publish(&metrics, &label, &decoder, &dispatcher, &mut published);
+                    latency.maybe_merge();
                     next_tick = now_ts.0 + TICK_US;
                 }
                 if progress
@@ -156,8 +184,17 @@ impl CaptureThread {
         }
         dispatcher.flush();
         publish(&metrics, &label, &decoder, &dispatcher, &mut published);
+        latency.merge();
         outcome
     }
+}
+
+/// Wall-clock time since a live frame's kernel timestamp (zero if the clock stepped back).
+fn since_packet_time(ts: crate::clock::Timestamp) -> Duration {
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    Duration::from_micros(now_us.saturating_sub(ts.0).max(0) as u64)
 }
 
 fn publish_pcap_drops(m: &Metrics, p: &mut Published, d: DropCounters) {
@@ -167,9 +204,7 @@ fn publish_pcap_drops(m: &Metrics, p: &mut Published, d: DropCounters) {
     m.capture_drops
         .with_label_values(&["kernel"])
         .inc_by(kernel);
-    m.capture_drops
-        .with_label_values(&["interface"])
-        .inc_by(iface);
+    m.capture_drops.with_label_values(&["iface"]).inc_by(iface);
     p.pcap = d;
 }
 
@@ -229,6 +264,12 @@ fn publish(m: &Metrics, label: &str, d: &Decoder, disp: &Dispatcher, p: &mut Pub
     gauge(&m.fragment_bytes, d.defrag().buffered_bytes());
     gauge(&m.tcp_streams_active, d.tcp().active_streams());
     gauge(&m.tcp_buffered_bytes, d.tcp().buffered_bytes());
+    if disp.batches_allocated > p.batches_allocated {
+        m.batch_pool_events
+            .with_label_values(&["allocated"])
+            .inc_by(disp.batches_allocated - p.batches_allocated);
+        p.batches_allocated = disp.batches_allocated;
+    }
     if disp.dropped_messages > p.queue_drops {
         m.capture_drops
             .with_label_values(&["queue"])

@@ -6,6 +6,7 @@ use super::messages::{Batch, BatchItem, WorkerMsg};
 use crate::capture::packet::SipPayload;
 use crate::clock::Timestamp;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backpressure {
@@ -30,6 +31,13 @@ pub struct Dispatcher {
     /// Messages lost to full worker queues (live only).
     pub dropped_messages: u64,
     pub workers_gone: bool,
+    /// Arrival of the frame being decoded when it is sampled for stage latency; the first
+    /// message it yields into a batch without a sample carries it.
+    pub sample: Option<Instant>,
+    /// Whether the current sample was attached to a message.
+    pub sample_used: bool,
+    /// Batches allocated because the recycle pool was empty.
+    pub batches_allocated: u64,
 }
 
 impl Dispatcher {
@@ -47,6 +55,9 @@ impl Dispatcher {
             hasher: shard_hasher(),
             dropped_messages: 0,
             workers_gone: false,
+            sample: None,
+            sample_used: false,
+            batches_allocated: 0,
         }
     }
 
@@ -61,6 +72,10 @@ impl Dispatcher {
             None => 0,
         };
         let batch = &mut self.pending[shard];
+        if let (Some(arrival), None) = (self.sample, batch.sample) {
+            batch.sample = Some((batch.items.len() as u32, arrival));
+            self.sample_used = true;
+        }
         batch.items.push(BatchItem {
             ts: p.ts,
             src: p.src,
@@ -75,10 +90,11 @@ impl Dispatcher {
         }
     }
 
-    fn fresh_batch(&self) -> Batch {
-        self.recycled
-            .try_recv()
-            .unwrap_or_else(|_| Batch::with_capacity())
+    fn fresh_batch(&mut self) -> Batch {
+        self.recycled.try_recv().unwrap_or_else(|_| {
+            self.batches_allocated += 1;
+            Batch::with_capacity()
+        })
     }
 
     fn send(&mut self, shard: usize) {

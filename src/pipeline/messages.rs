@@ -5,6 +5,7 @@
 use crate::capture::packet::Transport;
 use crate::clock::Timestamp;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 pub const BATCH_ITEMS: usize = 64;
 pub const BATCH_BYTES: usize = 64 * 1024;
@@ -23,6 +24,9 @@ pub struct BatchItem {
 pub struct Batch {
     pub buf: Vec<u8>,
     pub items: Vec<BatchItem>,
+    /// At most one message per batch is timed for stage latency: its index and the arrival of
+    /// the frame that produced it (see `metrics::latency`).
+    pub sample: Option<(u32, Instant)>,
 }
 
 impl Batch {
@@ -30,12 +34,14 @@ impl Batch {
         Batch {
             buf: Vec::with_capacity(BATCH_BYTES),
             items: Vec::with_capacity(BATCH_ITEMS),
+            sample: None,
         }
     }
 
     pub fn clear(&mut self) {
         self.buf.clear();
         self.items.clear();
+        self.sample = None;
     }
 
     pub fn is_full(&self) -> bool {

@@ -10,10 +10,13 @@
 pub mod capture_thread;
 pub mod dispatch;
 pub mod messages;
+pub mod problems;
+pub mod reload;
 pub mod run;
 pub mod summary;
 pub mod verification;
 pub mod worker;
 
+pub use reload::LiveConfig;
 pub use run::{run, Input, PipelineError, RunOptions};
 pub use summary::Summary;

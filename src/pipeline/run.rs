@@ -4,6 +4,8 @@
 use super::capture_thread::CaptureThread;
 use super::dispatch::{Backpressure, Dispatcher};
 use super::messages::WorkerMsg;
+use super::problems;
+use super::reload::LiveConfig;
 use super::summary::Summary;
 use super::verification::{publish_cache_stats, CacheCounters, Verification};
 use super::worker::{RecordSender, Worker};
@@ -13,8 +15,9 @@ use crate::clock::{Clock, ManualClock, SystemClock, Timestamp};
 use crate::config::Config;
 use crate::dialog::table::{DialogLimits, DialogTable};
 use crate::export::jsonl::{JsonlError, JsonlWriter};
+use crate::health::{self, Health};
+use crate::metrics::latency::{LocalLatency, Stage};
 use crate::metrics::Metrics;
-use crate::peers::PeerTable;
 use crate::record::CallRecord;
 use crate::shaken::service::ShakenService;
 use crate::sip::message::ParseLimits;
@@ -58,16 +61,23 @@ pub struct RunOptions {
     pub stop: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
+    /// Readiness of capture and sinks for /healthz; later stages register their own.
+    pub health: Arc<Health>,
+    /// What a SIGHUP may change while running; None: fixed for this run.
+    pub live: Option<Arc<LiveConfig>>,
 }
 
 impl RunOptions {
     pub fn new(stop: Arc<AtomicBool>) -> Self {
+        let metrics = Arc::new(Metrics::new());
         RunOptions {
             records_out: None,
             progress: false,
             stop,
-            metrics: Arc::new(Metrics::new()),
+            health: Arc::new(Health::new(&metrics)),
+            metrics,
             clock: Arc::new(SystemClock),
+            live: None,
         }
     }
 }
@@ -82,8 +92,20 @@ fn spawn<T: Send + 'static>(
         .map_err(PipelineError::Spawn)
 }
 
-fn publish_store_stats(m: &Metrics, s: &WriterStats) {
+/// Publishes the store writer's totals; a write error since the last call marks the store
+/// unhealthy until a batch commits again.
+fn publish_store_stats(m: &Metrics, s: &WriterStats, h: &health::Component, seen: &mut (u64, u64)) {
     use std::sync::atomic::Ordering::Relaxed;
+    let (errors, batches) = (s.errors.load(Relaxed), s.batches.load(Relaxed));
+    if errors > seen.0 {
+        h.set_failed(format!(
+            "{} store write errors (see the log)",
+            errors - seen.0
+        ));
+    } else if batches > seen.1 {
+        h.set_ok();
+    }
+    *seen = (errors, batches);
     for (stat, v) in [
         ("inserted", &s.inserted),
         ("duplicates", &s.duplicates),
@@ -94,6 +116,14 @@ fn publish_store_stats(m: &Metrics, s: &WriterStats) {
         m.store
             .with_label_values(&[stat])
             .set(v.load(Relaxed) as i64);
+    }
+}
+
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -151,14 +181,29 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
     let store_tx = store.as_ref().map(|(tx, _, _)| tx.clone());
     let store_stats = store.as_ref().map(|(_, _, s)| s.clone());
     let store_metrics = metrics.clone();
+    let sink_health = opts.health.register(health::SINK_JSONL, true, "");
+    let store_health = cfg
+        .traceback
+        .enabled
+        .then(|| opts.health.register(health::TRACEBACK_STORE, true, ""));
+    let mut store_seen = (0u64, 0u64);
+    let mut sink_latency = LocalLatency::new(metrics.latency.clone());
     let sink = spawn("sink-jsonl".into(), move || -> Result<(), JsonlError> {
+        let write_failed = |e: JsonlError| {
+            sink_health.set_failed(e.to_string());
+            e
+        };
         loop {
             match rec_rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(r) => {
                     if let Some(w) = writer.as_mut() {
-                        w.write(&r)?;
+                        w.write(&r).map_err(write_failed)?;
                     }
                     sink_metrics.records_written.inc();
+                    if let Some(arrival) = r.trace {
+                        sink_latency.record_since(Stage::Sink, arrival);
+                        sink_latency.maybe_merge();
+                    }
                     if let Some(tx) = &store_tx {
                         let full = if live {
                             tx.try_send(r).is_err()
@@ -175,18 +220,20 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if let Some(w) = writer.as_mut() {
-                        w.flush()?;
+                        w.flush().map_err(write_failed)?;
                     }
-                    if let Some(s) = &store_stats {
-                        publish_store_stats(&store_metrics, s);
+                    if let (Some(s), Some(h)) = (&store_stats, &store_health) {
+                        publish_store_stats(&store_metrics, s, h, &mut store_seen);
                     }
+                    sink_latency.merge();
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
         if let Some(w) = writer.as_mut() {
-            w.flush()?;
+            w.flush().map_err(write_failed)?;
         }
+        sink_latency.merge();
         Ok(())
     })?;
 
@@ -201,12 +248,16 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
     } else {
         None
     };
+    let live_config = opts.live.clone().unwrap_or_else(|| LiveConfig::new(cfg));
+    if let Some(svc) = &shaken {
+        live_config.attach_shaken(svc.clone());
+    }
 
     // Workers.
     let n = cfg.worker_count();
     let pending_per_worker = (cfg.shaken.max_pending / n).max(1);
     let cache_published = Arc::new(Mutex::new(CacheCounters::default()));
-    let peers = Arc::new(PeerTable::new(&cfg.peers));
+    let peers = live_config.peers();
     let sensor_id: Arc<str> = Arc::from(cfg.sensor.id.as_str());
     let (recycle_tx, recycle_rx) = bounded(n * (cfg.capture.queue_batches + 2));
     let limits = ParseLimits {
@@ -270,6 +321,20 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
         vec![("file".to_string(), sources)]
     };
     let settings = DecodeSettings::from_config(&cfg.capture);
+    let capture_health = opts
+        .health
+        .register(health::CAPTURE, false, "capture not started");
+    let summaries_done = Arc::new(AtomicBool::new(false));
+    let summaries = problems::spawn(
+        metrics.clone(),
+        Duration::from_secs(cfg.log.summary_interval_s.max(1)),
+        summaries_done.clone(),
+    )
+    .map_err(PipelineError::Spawn)?;
+    // Whatever way run() ends, the summary thread writes its last line and stops.
+    let summaries_guard = SetOnDrop(summaries_done);
+    // The sources are open: capture is running from here (a thread that fails says so).
+    capture_health.set_ok();
     let mut captures = Vec::new();
     for (label, sources) in groups {
         let t = CaptureThread {
@@ -291,6 +356,7 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
             progress: opts.progress,
             stats_interval: Duration::from_secs(cfg.capture.stats_interval_s),
             packet_clock: packet_clock.clone(),
+            health: capture_health.clone(),
         };
         captures.push(spawn(format!("capture-{label}"), move || t.run())?);
     }
@@ -302,6 +368,11 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
             Err(_) => failed = Some(PipelineError::ThreadPanicked("capture")),
         }
     }
+    capture_health.set_failed(if live {
+        "capture stopped"
+    } else {
+        "replay finished"
+    });
     if live {
         last_ts = last_ts.max(opts.clock.now());
     }
@@ -327,7 +398,12 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
             Ok(r) => r?,
             Err(_) => failed = Some(PipelineError::ThreadPanicked("traceback store")),
         }
-        publish_store_stats(&metrics, &stats);
+        let h = opts.health.register(health::TRACEBACK_STORE, true, "");
+        publish_store_stats(&metrics, &stats, &h, &mut (0, 0));
+    }
+    drop(summaries_guard);
+    if summaries.join().is_err() {
+        failed = Some(PipelineError::ThreadPanicked("log summary"));
     }
     if let Some(e) = failed {
         return Err(e);

@@ -1,6 +1,7 @@
 //! The end-of-run summary (replay): what was read, what it held, what went wrong. Built from
 //! the metrics, so the summary and `/metrics` can never disagree.
 
+use crate::metrics::latency::StageLatency;
 use crate::metrics::Metrics;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -18,6 +19,10 @@ pub struct Summary {
     pub calls_by_end: BTreeMap<String, u64>,
     pub records_written: u64,
     pub records_dropped: u64,
+    /// Verdicts by "verstat.attest" (attest "none" for unsigned calls).
+    pub verifications: BTreeMap<String, u64>,
+    /// Failed verifications by SIP code.
+    pub verification_failures: BTreeMap<String, u64>,
     pub decode_errors: BTreeMap<String, u64>,
     pub sip_parse_errors: BTreeMap<String, u64>,
     pub capture_drops: BTreeMap<String, u64>,
@@ -27,6 +32,8 @@ pub struct Summary {
     pub packets_per_s: f64,
     pub sip_messages_per_s: f64,
     pub invites_per_s: f64,
+    /// Per-stage latency percentiles of the sampled messages (see `metrics::latency`).
+    pub stage_latency: BTreeMap<String, StageLatency>,
 }
 
 fn map(c: &prometheus::IntCounterVec, labels: &[&str]) -> BTreeMap<String, u64> {
@@ -61,6 +68,8 @@ impl Summary {
             calls_by_end,
             records_written: m.records_written.get(),
             records_dropped: Metrics::total(&m.records_dropped),
+            verifications: map(&m.verifications, &["verstat", "attest"]),
+            verification_failures: map(&m.verification_failures, &["code"]),
             decode_errors: map(&m.decode_errors, &["kind"]),
             sip_parse_errors: map(&m.sip_parse_errors, &["kind"]),
             capture_drops: map(&m.capture_drops, &["where"]),
@@ -70,6 +79,7 @@ impl Summary {
             packets_per_s: rate(packets),
             sip_messages_per_s: rate(sip_messages),
             invites_per_s: rate(invites),
+            stage_latency: m.latency.summary(),
         }
     }
 
@@ -107,10 +117,24 @@ impl Summary {
             "records written: {} (dropped: {})",
             self.records_written, self.records_dropped
         );
+        if !self.verifications.is_empty() {
+            let _ = writeln!(s, "verifications: {}", list(&self.verifications));
+        }
         let _ = writeln!(s, "decode errors: {}", list(&self.decode_errors));
         let _ = writeln!(s, "SIP parse errors: {}", list(&self.sip_parse_errors));
         if !self.capture_drops.is_empty() {
             let _ = writeln!(s, "capture drops: {}", list(&self.capture_drops));
+        }
+        // Pipeline order, not alphabetical.
+        let order = crate::metrics::latency::STAGES.map(|st| st.label());
+        for stage in order {
+            if let Some(l) = self.stage_latency.get(stage) {
+                let _ = writeln!(
+                    s,
+                    "latency {stage:<7} (arrival to end of stage, {} samples): p50 {:.1} µs  p90 {:.1} µs  p99 {:.1} µs  max {:.1} µs",
+                    l.samples, l.p50_us, l.p90_us, l.p99_us, l.max_us
+                );
+            }
         }
         s
     }

@@ -5,13 +5,14 @@
 
 use crate::dialog::call::{invite_numbers, InviteNumbers};
 use crate::dialog::table::DialogTable;
+use crate::metrics::latency::{LocalLatency, Stage};
 use crate::metrics::Metrics;
 use crate::record::{CallRecord, ShakenResult};
 use crate::shaken::service::{CertLookup, ShakenService};
 use crate::shaken::verdict::{Failure, FailureClass};
 use crate::shaken::verify::{CallNumbers, HeaderCheck};
 use crate::sip::message::SipMessage;
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Sender, TrySendError};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -43,6 +44,12 @@ pub fn publish_cache_stats(svc: &ShakenService, m: &Metrics, published: &Mutex<C
     g.with_label_values(&["evictions"]).set(s.evictions as i64);
     g.with_label_values(&["crl_unavailable"])
         .set(svc.crl_unavailable.load(Ordering::Relaxed) as i64);
+    let guard = svc.verifier.replay_guard();
+    m.replay_signatures.set(guard.len() as i64);
+    let evictions = guard.evictions();
+    m.replay_signature_evictions
+        .inc_by(evictions.saturating_sub(last.replay_evictions));
+    last.replay_evictions = last.replay_evictions.max(evictions);
 }
 
 /// Cache counters already published.
@@ -51,12 +58,15 @@ pub struct CacheCounters {
     hits: u64,
     misses: u64,
     fetch_errors: HashMap<&'static str, u64>,
+    replay_evictions: u64,
 }
 
 struct Parked {
     checks: Vec<HeaderCheck>,
     now: i64,
     deadline: Instant,
+    /// Arrival of the INVITE when it was sampled for stage latency.
+    arrival: Option<Instant>,
     /// The call's record, when the call ended before its verdict.
     held: Option<CallRecord>,
 }
@@ -71,6 +81,8 @@ pub struct Verification {
     cap: usize,
     grace: Duration,
     published: Arc<Mutex<CacheCounters>>,
+    /// The `verify` stage latency of sampled INVITEs.
+    pub latency: LocalLatency,
 }
 
 impl Verification {
@@ -84,13 +96,14 @@ impl Verification {
         let grace = svc.fetch_timeout + Duration::from_millis(500);
         Verification {
             svc,
-            metrics,
             notify,
             parked: HashMap::new(),
             by_url: HashMap::new(),
             cap: cap.max(1),
             grace,
             published,
+            latency: LocalLatency::new(metrics.latency.clone()),
+            metrics,
         }
     }
 
@@ -104,8 +117,15 @@ impl Verification {
     }
 
     /// Verifies the INVITE that just started a call; the verdict goes onto the call now or,
-    /// if a certificate must be fetched, when it arrives.
-    pub fn start(&mut self, msg: &SipMessage<'_>, now: i64, table: &mut DialogTable) {
+    /// if a certificate must be fetched, when it arrives. `arrival`: the INVITE was sampled
+    /// for stage latency.
+    pub fn start(
+        &mut self,
+        msg: &SipMessage<'_>,
+        now: i64,
+        table: &mut DialogTable,
+        arrival: Option<Instant>,
+    ) {
         // Most INVITEs on many links are unsigned: their verdict needs no numbers.
         let n = if msg.identity.is_empty() {
             InviteNumbers::default()
@@ -146,11 +166,14 @@ impl Verification {
                 ))
             } else {
                 let notify = self.notify.clone();
+                let dropped = self.metrics.cert_notifications_dropped.clone();
                 let u = url.clone();
                 self.svc.lookup(
                     &url,
                     Box::new(move || {
-                        let _ = notify.try_send(u);
+                        if let Err(TrySendError::Full(_)) = notify.try_send(u) {
+                            dropped.inc();
+                        }
                     }),
                 )
             };
@@ -166,6 +189,9 @@ impl Verification {
         if waiting.is_empty() {
             let verdict = self.verdict(msg.call_id, &checks, now);
             table.set_shaken(msg.call_id, verdict);
+            if let Some(a) = arrival {
+                self.latency.record_since(Stage::Verify, a);
+            }
             return;
         }
         let key: Box<[u8]> = Box::from(msg.call_id);
@@ -178,6 +204,7 @@ impl Verification {
                 checks,
                 now,
                 deadline: Instant::now() + self.grace,
+                arrival,
                 held: None,
             },
         );
@@ -276,6 +303,9 @@ impl Verification {
             return;
         };
         let verdict = self.verdict(key, &p.checks, p.now);
+        if let Some(a) = p.arrival {
+            self.latency.record_since(Stage::Verify, a);
+        }
         match p.held {
             Some(mut record) => {
                 let identity_headers = record.shaken.identity_headers;

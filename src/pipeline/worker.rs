@@ -7,6 +7,7 @@ use super::verification::Verification;
 use crate::clock::Timestamp;
 use crate::dialog::call::Seen;
 use crate::dialog::table::{DialogStats, DialogTable};
+use crate::metrics::latency::{LocalLatency, Stage};
 use crate::metrics::Metrics;
 use crate::record::CallRecord;
 use crate::sip::message::{Method, ParseLimits, SipMessage, StartLine};
@@ -15,7 +16,7 @@ use crossbeam_channel::{Receiver, RecvError, Sender, TrySendError};
 use prometheus::IntCounter;
 use std::cell::Cell;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Labels of `sip_messages_total{kind}`: request methods, then response classes.
 const KINDS: [&str; 21] = [
@@ -134,14 +135,24 @@ impl Worker {
             None => (None, crossbeam_channel::never()),
         };
         let mut out: Vec<CallRecord> = Vec::new();
+        let mut latency = LocalLatency::new(self.metrics.latency.clone());
+        // Arrival of the sampled message being handled: a call it ends carries it to the sink.
+        let tracing_arrival: Cell<Option<Instant>> = Cell::new(None);
+        let recently_closed_gauge = self
+            .metrics
+            .recently_closed
+            .with_label_values(&[&self.id.to_string()]);
         // A finished call's record waits while its verdict is pending.
-        let emit =
-            |key: &[u8], r: CallRecord, v: &mut Option<Verification>, out: &mut Vec<CallRecord>| {
-                match v.as_mut() {
-                    Some(v) => out.extend(v.hold(key, r)),
-                    None => out.push(r),
-                }
-            };
+        let emit = |key: &[u8],
+                    mut r: CallRecord,
+                    v: &mut Option<Verification>,
+                    out: &mut Vec<CallRecord>| {
+            r.trace = tracing_arrival.get();
+            match v.as_mut() {
+                Some(v) => out.extend(v.hold(key, r)),
+                None => out.push(r),
+            }
+        };
         loop {
             let event = crossbeam_channel::select! {
                 recv(self.rx) -> m => Event::Msg(m),
@@ -151,7 +162,9 @@ impl Worker {
             let mut stop = false;
             match event {
                 Event::Msg(Ok(WorkerMsg::Batch(mut batch))) => {
-                    for item in &batch.items {
+                    let sample = batch.sample;
+                    for (i, item) in batch.items.iter().enumerate() {
+                        let arrival = sample.and_then(|(at, a)| (at as usize == i).then_some(a));
                         now = now.max(item.ts);
                         let seen = Seen {
                             ts: item.ts,
@@ -161,13 +174,18 @@ impl Worker {
                         };
                         match parse(batch.message(item), &self.limits) {
                             Ok(msg) => {
+                                if let Some(a) = arrival {
+                                    latency.record_since(Stage::Parse, a);
+                                    tracing_arrival.set(Some(a));
+                                }
                                 counts[kind_index(&msg)] += 1;
                                 let created = self.table.handle(&msg, seen, &mut |k, r| {
                                     emit(k, r, &mut verification, &mut out)
                                 });
                                 if let (true, Some(v)) = (created, verification.as_mut()) {
-                                    v.start(&msg, item.ts.as_secs(), &mut self.table);
+                                    v.start(&msg, item.ts.as_secs(), &mut self.table, arrival);
                                 }
+                                tracing_arrival.set(None);
                             }
                             Err(e) => self
                                 .metrics
@@ -182,7 +200,13 @@ impl Worker {
                         last_sweep = now;
                     }
                     batch.clear();
-                    let _ = self.recycle.try_send(batch);
+                    if self.recycle.try_send(batch).is_err() {
+                        // Pool full (or capture gone): the batch is freed.
+                        self.metrics
+                            .batch_pool_events
+                            .with_label_values(&["discarded"])
+                            .inc();
+                    }
                 }
                 Event::Msg(Ok(WorkerMsg::Tick(t))) => {
                     now = now.max(t);
@@ -228,7 +252,12 @@ impl Worker {
                 send(r);
             }
             self.publish(&mut published, &mut counts, &dropped);
+            latency.maybe_merge();
+            if let Some(v) = verification.as_mut() {
+                v.latency.maybe_merge();
+            }
             gauge.set(self.table.len() as i64);
+            recently_closed_gauge.set(self.table.recently_closed_len() as i64);
             parked_gauge.set(verification.as_ref().map_or(0, |v| v.parked()) as i64);
             if stop {
                 break;
@@ -274,6 +303,10 @@ impl Worker {
         ev("after_close", s.after_close, d.after_close);
         ev("out_of_dialog", s.out_of_dialog, d.out_of_dialog);
         ev("created", s.created, d.created);
+        if s.recently_closed_evictions > d.recently_closed_evictions {
+            m.recently_closed_evictions
+                .inc_by(s.recently_closed_evictions - d.recently_closed_evictions);
+        }
         let calls = |label: &str, now: u64, before: u64| {
             if now > before {
                 m.calls.with_label_values(&[label]).inc_by(now - before);

@@ -360,6 +360,15 @@ impl<V: Expiring + Send + Sync + 'static> FetchCache<V> {
         self.inner.lock().lookup(url, now)
     }
 
+    /// Forgets every completed entry (fetches in flight and seeds stay), so each URL is
+    /// fetched and judged again: after the trust anchors changed. Returns how many went.
+    pub fn clear_completed(&self) -> usize {
+        let mut t = self.inner.lock();
+        let before = t.slots.len();
+        t.slots.retain(|_, s| matches!(s, Slot::InFlight { .. }));
+        before - t.slots.len()
+    }
+
     pub fn stats(&self) -> CacheStats {
         let c = &self.inner.counters;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);

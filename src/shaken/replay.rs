@@ -3,6 +3,7 @@
 //! by count, entries dropped once older than the window.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 const SHARDS: usize = 16;
@@ -17,6 +18,8 @@ pub struct ReplayGuard {
     shards: Vec<Mutex<Shard>>,
     per_shard: usize,
     hasher: ahash::RandomState,
+    /// Signatures forgotten while still inside the window because the shard was full.
+    evictions: AtomicU64,
 }
 
 impl ReplayGuard {
@@ -33,6 +36,7 @@ impl ReplayGuard {
                 .collect(),
             per_shard: (capacity / SHARDS).max(1),
             hasher: ahash::RandomState::new(),
+            evictions: AtomicU64::new(0),
         }
     }
 
@@ -52,8 +56,12 @@ impl ReplayGuard {
             return false;
         };
         while let Some((k, at)) = shard.order.front().copied() {
-            if now - at <= window_s && shard.order.len() < self.per_shard {
+            let fresh = now - at <= window_s;
+            if fresh && shard.order.len() < self.per_shard {
                 break;
+            }
+            if fresh {
+                self.evictions.fetch_add(1, Ordering::Relaxed);
             }
             shard.order.pop_front();
             if shard.seen.get(&k).is_some_and(|(_, t)| *t == at) {
@@ -75,6 +83,11 @@ impl ReplayGuard {
             .iter()
             .map(|s| s.lock().map_or(0, |s| s.seen.len()))
             .sum()
+    }
+
+    /// Signatures forgotten early because `capacity` was reached (the limit being hit).
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
     }
 
     pub fn is_empty(&self) -> bool {

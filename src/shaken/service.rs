@@ -12,6 +12,7 @@ use super::verdict::{Failure, FailureClass};
 use super::verify::{Credential, HeaderCheck, Verifier, VerifyPolicy};
 use crate::clock::Clock;
 use crate::config::{CrlMode, ShakenConfig};
+use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,6 +81,8 @@ impl CrlEntry {
     }
 }
 
+type Seeds = HashMap<String, Arc<ChainEntry>>;
+
 pub enum CertLookup {
     Ready(Arc<ChainEntry>),
     Failed(Failure),
@@ -88,8 +91,9 @@ pub enum CertLookup {
 
 pub struct ShakenService {
     pub verifier: Verifier,
-    anchors: Arc<TrustAnchors>,
-    seeds: HashMap<String, Arc<ChainEntry>>,
+    /// Swapped whole by a SIGHUP reload; workers never wait for it.
+    anchors: Arc<ArcSwap<TrustAnchors>>,
+    seeds: ArcSwap<HashMap<String, Arc<ChainEntry>>>,
     cache: Option<FetchCache<ChainEntry>>,
     crl_cache: Option<FetchCache<CrlEntry>>,
     crl_mode: CrlMode,
@@ -110,14 +114,14 @@ fn failure_of(reason: &str, kind: FailKind) -> Failure {
 }
 
 impl ShakenService {
-    pub fn from_config(cfg: &ShakenConfig, clock: Arc<dyn Clock>) -> Result<Self, SetupError> {
+    /// Trust anchors and operator-seeded certificates of a configuration, validated.
+    fn credentials(cfg: &ShakenConfig) -> Result<(TrustAnchors, Seeds), SetupError> {
         let paths: Vec<PathBuf> = cfg.trust_anchors.iter().map(PathBuf::from).collect();
         let anchors = if paths.is_empty() {
             TrustAnchors::default()
         } else {
             TrustAnchors::from_paths(&paths).map_err(SetupError::Anchors)?
         };
-        let anchors = Arc::new(anchors);
         let mut seeds = HashMap::new();
         for c in &cfg.certs {
             let body = std::fs::read(&c.file).map_err(|e| SetupError::Seed {
@@ -133,6 +137,30 @@ impl ShakenService {
                 })?;
             seeds.insert(c.url.clone(), Arc::new(entry));
         }
+        Ok((anchors, seeds))
+    }
+
+    /// SIGHUP: new trust anchors and seeded certificates, without stopping anything. On error
+    /// the old ones stay. Cached chains were judged against the old anchors, so they are
+    /// forgotten and fetched again.
+    pub fn reload_credentials(&self, cfg: &ShakenConfig) -> Result<(), SetupError> {
+        let (anchors, seeds) = Self::credentials(cfg)?;
+        self.anchors.store(Arc::new(anchors));
+        self.seeds.store(Arc::new(seeds));
+        let cleared = self.cache.as_ref().map_or(0, |c| c.clear_completed())
+            + self.crl_cache.as_ref().map_or(0, |c| c.clear_completed());
+        tracing::info!(
+            anchors = cfg.trust_anchors.len(),
+            seeds = cfg.certs.len(),
+            cache_entries_cleared = cleared,
+            "trust anchors reloaded"
+        );
+        Ok(())
+    }
+
+    pub fn from_config(cfg: &ShakenConfig, clock: Arc<dyn Clock>) -> Result<Self, SetupError> {
+        let (anchors, seeds) = Self::credentials(cfg)?;
+        let anchors = Arc::new(ArcSwap::from_pointee(anchors));
         let fetch_timeout = Duration::from_millis(cfg.x5u.timeout_ms);
         let (cache, crl_cache, runtime) = if cfg.x5u.fetch {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -151,7 +179,8 @@ impl ShakenService {
             let fetcher =
                 Fetcher::new(policy, None).map_err(|e| SetupError::Fetcher(e.to_string()))?;
             let parse_anchors = anchors.clone();
-            let parse = Arc::new(move |body: &[u8]| ChainEntry::from_body(body, &parse_anchors));
+            let parse =
+                Arc::new(move |body: &[u8]| ChainEntry::from_body(body, &parse_anchors.load()));
             let limits = CacheLimits {
                 max_entries: cfg.x5u.cache_entries,
                 ..CacheLimits::default()
@@ -187,7 +216,7 @@ impl ShakenService {
         Ok(ShakenService {
             verifier: Verifier::new(policy, Arc::new(ReplayGuard::new(cfg.replay_entries))),
             anchors,
-            seeds,
+            seeds: ArcSwap::from_pointee(seeds),
             cache,
             crl_cache,
             crl_mode: cfg.crl,
@@ -198,13 +227,14 @@ impl ShakenService {
         })
     }
 
-    pub fn anchors(&self) -> &TrustAnchors {
-        &self.anchors
+    /// The trust anchors in force now.
+    pub fn anchors(&self) -> Arc<TrustAnchors> {
+        self.anchors.load_full()
     }
 
     /// The credential for `url` without blocking; `on_done` runs when a pending fetch ends.
     pub fn lookup(&self, url: &str, on_done: Box<dyn FnOnce() + Send>) -> CertLookup {
-        if let Some(seed) = self.seeds.get(url) {
+        if let Some(seed) = self.seeds.load().get(url) {
             self.seed_hits.fetch_add(1, Ordering::Relaxed);
             return CertLookup::Ready(seed.clone());
         }
@@ -223,7 +253,7 @@ impl ShakenService {
 
     /// Like [`lookup`](Self::lookup) but never starts a fetch.
     pub fn peek(&self, url: &str) -> CertLookup {
-        if let Some(seed) = self.seeds.get(url) {
+        if let Some(seed) = self.seeds.load().get(url) {
             return CertLookup::Ready(seed.clone());
         }
         match &self.cache {
@@ -269,7 +299,7 @@ impl ShakenService {
             Lookup::Failed(reason, _) => return unavailable(reason.to_string()),
             Lookup::Pending => return unavailable("being fetched".into()),
         };
-        let crl = match entry.crl(chain, &self.anchors) {
+        let crl = match entry.crl(chain, &self.anchors.load()) {
             Ok(c) => c,
             Err(e) => return unavailable(e.to_string()),
         };

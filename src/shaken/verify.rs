@@ -114,6 +114,11 @@ impl Verifier {
         Verifier { policy, replay }
     }
 
+    /// The replay-detection set (for its metrics).
+    pub fn replay_guard(&self) -> &ReplayGuard {
+        &self.replay
+    }
+
     pub fn policy(&self) -> VerifyPolicy {
         self.policy
     }
