@@ -192,6 +192,16 @@ impl PushService {
             },
             metrics.clone(),
         )?);
+        // Zeros from the start, so dashboards and alerts see the series before the first event.
+        for outcome in ["delivered", "retry", "auth_failed", "dead_letter"] {
+            metrics.push_batches.with_label_values(&[outcome]);
+        }
+        for outcome in ["delivered", "dead_letter"] {
+            metrics.push_records.with_label_values(&[outcome]);
+        }
+        for kind in Kind::ALL {
+            metrics.records_shed.with_label_values(&[kind.as_str()]);
+        }
         let backlog: u64 = Kind::ALL.iter().map(|k| spool.pending(*k)).sum();
         if backlog > 0 {
             tracing::info!(records = backlog, "push: resuming delivery from the spool");
@@ -461,18 +471,23 @@ impl Pusher {
     async fn deliver_loop(&mut self) {
         let m = self.shared.metrics.clone();
         let mut attempt: u32 = 0;
+        // The batch being delivered is kept across its retries, so every attempt carries the
+        // same records and the same Idempotency-Key.
+        let mut current: Option<Batch> = None;
         loop {
-            let batch = match self.next_batch() {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::error!(error = %e, "push: reading the spool failed");
-                    if !self.pause(Duration::from_secs(1)).await {
-                        return;
+            if current.is_none() {
+                current = match self.next_batch() {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(error = %e, "push: reading the spool failed");
+                        if !self.pause(Duration::from_secs(1)).await {
+                            return;
+                        }
+                        continue;
                     }
-                    continue;
-                }
-            };
-            let Some(batch) = batch else {
+                };
+            }
+            let Some(batch) = current.as_ref() else {
                 m.push_oldest_undelivered_seconds.set(0);
                 if self.deadline().is_some() {
                     return; // drained
@@ -485,7 +500,7 @@ impl Pusher {
             };
             m.push_oldest_undelivered_seconds
                 .set((now_ms().saturating_sub(batch.first_appended_ms) / 1000) as i64);
-            let key = batch_key(&self.sensor_id, self.shared.spool.id(), &batch);
+            let key = batch_key(&self.sensor_id, self.shared.spool.id(), batch);
             let body = gzip_ndjson(&batch.records);
             let outcome = match self.deadline() {
                 Some(t) => {
@@ -505,9 +520,10 @@ impl Pusher {
                     m.push_records
                         .with_label_values(&["delivered"])
                         .inc_by(batch.records.len() as u64);
-                    if let Err(e) = self.shared.spool.ack(&batch) {
+                    if let Err(e) = self.shared.spool.ack(batch) {
                         tracing::error!(error = %e, "push: cannot record delivery; the batch will be sent again");
                     }
+                    current = None;
                     continue;
                 }
                 Outcome::Retry { why, after } => {
@@ -536,10 +552,11 @@ impl Pusher {
                     m.push_records
                         .with_label_values(&["dead_letter"])
                         .inc_by(batch.records.len() as u64);
-                    self.dead_letter(&batch, &key, status, &reason);
-                    if let Err(e) = self.shared.spool.ack(&batch) {
+                    self.dead_letter(batch, &key, status, &reason);
+                    if let Err(e) = self.shared.spool.ack(batch) {
                         tracing::error!(error = %e, "push: cannot record the dead-letter move");
                     }
+                    current = None;
                     continue;
                 }
             };

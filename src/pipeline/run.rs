@@ -40,6 +40,8 @@ pub enum PipelineError {
     Shaken(#[from] crate::shaken::service::SetupError),
     #[error("traceback store: {0}")]
     Store(#[from] crate::traceback::store::StoreError),
+    #[error(transparent)]
+    Push(#[from] crate::export::push::PushError),
 }
 
 pub enum Input {
@@ -148,6 +150,17 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
     } else {
         None
     };
+    // Collector push: records go through a bounded queue into the durable spool.
+    let push = if cfg.push.enabled {
+        Some(crate::export::push::PushService::start(
+            &cfg.push,
+            &cfg.sensor.id,
+            metrics.clone(),
+        )?)
+    } else {
+        None
+    };
+    let push_queue = push.as_ref().map(|p| p.queue());
     let store_tx = store.as_ref().map(|(tx, _, _)| tx.clone());
     let store_stats = store.as_ref().map(|(_, _, s)| s.clone());
     let store_metrics = metrics.clone();
@@ -159,6 +172,11 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
                         w.write(&r)?;
                     }
                     sink_metrics.records_written.inc();
+                    if let Some(q) = &push_queue {
+                        // Serializing plain structs into a Vec cannot fail.
+                        let json = serde_json::to_vec(&r).unwrap_or_default();
+                        q.offer(crate::export::spool::Kind::CallRecord, json, !live);
+                    }
                     if let Some(tx) = &store_tx {
                         let full = if live {
                             tx.try_send(r).is_err()
@@ -328,6 +346,10 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
             Err(_) => failed = Some(PipelineError::ThreadPanicked("traceback store")),
         }
         publish_store_stats(&metrics, &stats);
+    }
+    // The sink (the last producer) has ended: spool what is queued, then drain for a while.
+    if let Some(p) = push {
+        p.finish();
     }
     if let Some(e) = failed {
         return Err(e);
