@@ -518,16 +518,20 @@ impl Spool {
             f.seek(SeekFrom::Start(pos.offset)).map_err(io_err(&path))?;
             let mut r = io::BufReader::with_capacity(1 << 16, f.take(seg.bytes - pos.offset));
             let mut here = 0;
+            // Set when a limit is reached: the batch ends here, inside this segment.
+            let mut full = false;
             while pos.offset < seg.bytes {
                 if batch.records.len() >= max_records {
+                    full = true;
                     break;
                 }
                 let Some((ts, payload)) = read_frame(&mut r) else {
-                    // Shorter than its recorded length: damaged under us. Skip the rest of it.
+                    // Shorter than its recorded length: damaged under us. Its rest is skipped.
                     tracing::error!(segment = %path.display(), offset = pos.offset, "spool: unreadable frame");
                     break;
                 };
                 if !batch.records.is_empty() && bytes + payload.len() > max_bytes {
+                    full = true;
                     break;
                 }
                 if batch.records.is_empty() {
@@ -543,7 +547,7 @@ impl Spool {
                 batch.per_segment.push((seg.id, here));
             }
             batch.end = pos;
-            if batch.records.len() >= max_records || bytes >= max_bytes {
+            if full || batch.records.len() >= max_records || bytes >= max_bytes {
                 break 'segments;
             }
         }
