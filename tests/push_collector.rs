@@ -173,6 +173,8 @@ struct Sensor {
 
 struct ReplayRun {
     ids: Vec<String>,
+    /// Bytes of JSON of all records (without newlines).
+    json_bytes: usize,
     metrics: String,
     elapsed: Duration,
 }
@@ -244,8 +246,9 @@ impl Sensor {
             String::from_utf8_lossy(&out.stderr)
         );
         let elapsed = started.elapsed();
-        let ids = std::fs::read_to_string(self.path(&format!("{tag}.jsonl")))
-            .unwrap()
+        let out = std::fs::read_to_string(self.path(&format!("{tag}.jsonl"))).unwrap();
+        let json_bytes = out.lines().map(str::len).sum();
+        let ids = out
             .lines()
             .map(|l| {
                 let v: Value = serde_json::from_str(l).unwrap();
@@ -255,6 +258,7 @@ impl Sensor {
         let metrics = std::fs::read_to_string(self.path(&format!("{tag}.metrics"))).unwrap();
         ReplayRun {
             ids,
+            json_bytes,
             metrics,
             elapsed,
         }
@@ -299,7 +303,9 @@ fn collector_down_during_the_replay_then_up_every_record_arrives_once() {
         return;
     };
     let port = free_port();
-    sensor.configure(port, TOKEN, "");
+    // 16 MiB cap: 1 MiB segments, so batches, cut by bytes before 500 records, end inside
+    // segments and straddle them.
+    sensor.configure(port, TOKEN, "spool_max_mb = 16\nbatch_max_bytes = 150000\n");
     let started = Instant::now();
     let child = sensor.spawn_replay(&pcap, "run");
     // Down for a while: the sensor retries against a closed port.
@@ -323,12 +329,15 @@ fn collector_down_during_the_replay_then_up_every_record_arrives_once() {
         ),
         3000.0
     );
-    // Batches of at most 500 records.
+    // At most 150,000 bytes of JSON per batch.
+    let batches = metric(
+        &run.metrics,
+        "shaken_sensor_push_batches_total{outcome=\"delivered\"}",
+    );
     assert!(
-        metric(
-            &run.metrics,
-            "shaken_sensor_push_batches_total{outcome=\"delivered\"}"
-        ) >= 6.0
+        batches >= run.json_bytes.div_ceil(150_000) as f64,
+        "{batches} batches for {} bytes",
+        run.json_bytes
     );
     assert_eq!(
         metric(&run.metrics, "shaken_sensor_spool_records{class=\"call\"}"),
