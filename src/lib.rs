@@ -9,6 +9,7 @@
 
 pub mod capture;
 pub mod clock;
+pub mod collector;
 pub mod config;
 pub mod dialog;
 pub mod export;

@@ -246,6 +246,7 @@ impl Config {
                 format!("not an address:port: {:?}", self.http.bind),
             ));
         }
+        self.validate_push(label)?;
         let mut names = std::collections::HashSet::new();
         for (i, p) in self.peers.iter().enumerate() {
             if p.name.trim().is_empty() || p.name == crate::peers::UNKNOWN_PEER {
@@ -273,6 +274,82 @@ impl Config {
                         format!("not an address or CIDR: {cidr:?}"),
                     ));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// The `[push]` section: checked only as far as it matters when push is off.
+    fn validate_push(&self, label: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, problem: String| ConfigError::Invalid {
+            path: label.to_string(),
+            key: format!("push.{key}"),
+            problem,
+        };
+        let range = |key: &str, v: u64, lo: u64, hi: u64| {
+            if v < lo || v > hi {
+                Err(bad(key, format!("must be between {lo} and {hi}, got {v}")))
+            } else {
+                Ok(())
+            }
+        };
+        let p = &self.push;
+        range("spool_max_mb", p.spool_max_mb, 1, 1 << 22)?;
+        range("fsync_interval_ms", p.fsync_interval_ms, 1, 60_000)?;
+        range("queue_records", p.queue_records as u64, 1, 1 << 24)?;
+        range("batch_max_records", p.batch_max_records as u64, 1, 100_000)?;
+        range("batch_max_bytes", p.batch_max_bytes as u64, 1024, 64 << 20)?;
+        range("timeout_ms", p.timeout_ms, 100, 600_000)?;
+        range("backoff_initial_ms", p.backoff_initial_ms, 1, 600_000)?;
+        range(
+            "backoff_max_ms",
+            p.backoff_max_ms,
+            p.backoff_initial_ms,
+            3_600_000,
+        )?;
+        range("dead_letter_max_mb", p.dead_letter_max_mb, 1, 1 << 22)?;
+        range("drain_timeout_s", p.drain_timeout_s, 0, 3600)?;
+        if !p.enabled {
+            return Ok(());
+        }
+        let Some(rest) = p
+            .url
+            .strip_prefix("https://")
+            .or_else(|| p.url.strip_prefix("http://"))
+        else {
+            return Err(bad("url", format!("not an http(s) URL: {:?}", p.url)));
+        };
+        if rest.is_empty() || rest.starts_with('/') || reqwest::Url::parse(&p.url).is_err() {
+            return Err(bad("url", format!("not a valid URL: {:?}", p.url)));
+        }
+        if p.url.starts_with("http://") && !p.allow_http {
+            return Err(bad(
+                "url",
+                "http: sends records and token in clear; use https, or set push.allow_http = true (labs only)".into(),
+            ));
+        }
+        match (p.token.is_empty(), p.token_file.is_empty()) {
+            (true, true) => return Err(bad("token", "set token or token_file".into())),
+            (false, false) => {
+                return Err(bad(
+                    "token_file",
+                    "set token or token_file, not both".into(),
+                ))
+            }
+            _ => {}
+        }
+        if p.client_cert_file.is_empty() != p.client_key_file.is_empty() {
+            return Err(bad(
+                "client_key_file",
+                "client_cert_file and client_key_file go together".into(),
+            ));
+        }
+        for (key, v) in [
+            ("spool_dir", &p.spool_dir),
+            ("dead_letter_dir", &p.dead_letter_dir),
+        ] {
+            if v.trim().is_empty() {
+                return Err(bad(key, "empty".into()));
             }
         }
         Ok(())
@@ -350,6 +427,11 @@ mod tests {
             ("[[peers]]\nname = \"x\"\ncidrs = [\"10.0.0.0/8\", \"nope\"]\n", "peers[0].cidrs[1]"),
             ("[[peers]]\nname = \"x\"\ncidrs = [\"10.0.0.1\"]\n[[peers]]\nname = \"x\"\ncidrs = [\"::1\"]\n", "peers[1].name"),
             ("[log]\nlevel = \"[[[\"\n", "log.level"),
+            ("[push]\nenabled = true\nurl = \"ftp://x\"\ntoken = \"t\"\n", "push.url"),
+            ("[push]\nenabled = true\nurl = \"http://127.0.0.1:1\"\ntoken = \"t\"\n", "push.url"),
+            ("[push]\nenabled = true\nurl = \"https://c.example\"\n", "push.token"),
+            ("[push]\nenabled = true\nurl = \"https://c.example\"\ntoken = \"t\"\nclient_cert_file = \"c.pem\"\n", "push.client_key_file"),
+            ("[push]\nbackoff_initial_ms = 500\nbackoff_max_ms = 10\n", "push.backoff_max_ms"),
         ];
         for (text, key) in cases {
             let msg = Config::from_toml(text, "f.toml").unwrap_err().to_string();

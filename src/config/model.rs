@@ -15,6 +15,7 @@ pub struct Config {
     pub shaken: ShakenConfig,
     pub traceback: TracebackConfig,
     pub http: HttpConfig,
+    pub push: PushConfig,
     pub peers: Vec<PeerConfig>,
 }
 
@@ -341,6 +342,83 @@ impl Default for HttpConfig {
         HttpConfig {
             bind: "127.0.0.1:9464".into(),
             token: String::new(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PushFsync {
+    /// fsync the spool after every appended batch.
+    EveryBatch,
+    /// fsync at most every `fsync_interval_ms`.
+    Interval,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushConfig {
+    /// Deliver CallRecords and DetectionEvents to the collector (`run`, and `replay`).
+    pub enabled: bool,
+    /// Base URL of the collector; records go to `{url}/v1/ingest`.
+    pub url: String,
+    /// Bearer token; or read from `token_file` (exactly one of the two when enabled).
+    pub token: String,
+    pub token_file: String,
+    /// Allow an http: URL (labs and tests only).
+    pub allow_http: bool,
+    /// Extra PEM CA bundle trusted for the collector (besides the public roots).
+    pub ca_file: String,
+    /// Client certificate and key (PEM) for mutual TLS; both or neither.
+    pub client_cert_file: String,
+    pub client_key_file: String,
+    /// The durable spool: records wait here until the collector has them.
+    pub spool_dir: String,
+    /// Cap of the spool on disk; past it the oldest CallRecords are shed (counted).
+    pub spool_max_mb: u64,
+    pub fsync: PushFsync,
+    pub fsync_interval_ms: u64,
+    /// Records queued in memory for the spool writer (live drops and counts when full).
+    pub queue_records: usize,
+    pub batch_max_records: usize,
+    pub batch_max_bytes: usize,
+    /// Whole-request deadline.
+    pub timeout_ms: u64,
+    /// Retry delays: exponential from initial to max, with jitter; Retry-After is honoured.
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Batches the collector refuses (4xx other than 401/403/408/429) are written here.
+    pub dead_letter_dir: String,
+    /// Cap of the dead-letter folder; past it refused batches are only logged and counted.
+    pub dead_letter_max_mb: u64,
+    /// At shutdown, wait at most this long for delivery; the rest stays in the spool.
+    pub drain_timeout_s: u64,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            enabled: false,
+            url: String::new(),
+            token: String::new(),
+            token_file: String::new(),
+            allow_http: false,
+            ca_file: String::new(),
+            client_cert_file: String::new(),
+            client_key_file: String::new(),
+            spool_dir: "/var/lib/shaken-sensor/spool".into(),
+            spool_max_mb: 1024,
+            fsync: PushFsync::EveryBatch,
+            fsync_interval_ms: 1000,
+            queue_records: 16_384,
+            batch_max_records: 500,
+            batch_max_bytes: 1_048_576,
+            timeout_ms: 10_000,
+            backoff_initial_ms: 500,
+            backoff_max_ms: 60_000,
+            dead_letter_dir: "/var/lib/shaken-sensor/dead-letter".into(),
+            dead_letter_max_mb: 1024,
+            drain_timeout_s: 10,
         }
     }
 }

@@ -1,5 +1,8 @@
-//! Export stage: sinks that take CallRecords out of the sensor. Today: JSON lines to a file or
-//! stdout ([`jsonl`]). A sink never blocks the workers in live mode: its queue is bounded and
-//! what does not fit is counted.
+//! Export stage: sinks that take records out of the sensor. JSON lines to a file or stdout
+//! ([`jsonl`]); the durable spool ([`spool`]) and the collector client ([`push`]) that delivers
+//! from it. A sink never blocks the workers in live mode: its queue is bounded and what does
+//! not fit is counted.
 
 pub mod jsonl;
+pub mod push;
+pub mod spool;

@@ -52,3 +52,11 @@ pub const CONFIG_RELOADS_TOTAL: &str = "shaken_sensor_config_reloads_total";
 pub const COMPONENT_HEALTHY: &str = "shaken_sensor_component_healthy";
 /// Periodic log summaries of per-packet problems written (instead of a line per packet).
 pub const LOG_SUMMARIES_TOTAL: &str = "shaken_sensor_log_summaries_total";
+pub const SPOOL_BYTES: &str = "shaken_sensor_spool_bytes";
+pub const SPOOL_RECORDS: &str = "shaken_sensor_spool_records";
+pub const PUSH_BATCHES_TOTAL: &str = "shaken_sensor_push_batches_total";
+pub const PUSH_RECORDS_TOTAL: &str = "shaken_sensor_push_records_total";
+pub const RECORDS_SHED_TOTAL: &str = "shaken_sensor_records_shed_total";
+pub const PUSH_OLDEST_UNDELIVERED_SECONDS: &str = "shaken_sensor_push_oldest_undelivered_seconds";
+pub const SPOOL_TORN_TAIL_TOTAL: &str = "shaken_sensor_spool_torn_tail_total";
+pub const PUSH_AUTH_FAILING: &str = "shaken_sensor_push_auth_failing";

@@ -47,6 +47,19 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     pub component_healthy: IntGaugeVec,
     pub log_summaries: IntCounter,
+    /// Collector push (DESIGN §5): spool size and backlog per class (detection, call).
+    pub spool_bytes: IntGaugeVec,
+    pub spool_records: IntGaugeVec,
+    /// Push requests by outcome: delivered, retry, auth_failed, dead_letter.
+    pub push_batches: IntCounterVec,
+    /// Records that left the spool, by outcome: delivered, dead_letter.
+    pub push_records: IntCounterVec,
+    /// Undelivered records deleted by the spool's size cap, per class.
+    pub records_shed: IntCounterVec,
+    pub push_oldest_undelivered_seconds: IntGauge,
+    pub spool_torn_tail: IntCounter,
+    /// 1 while the collector refuses our credentials (401/403).
+    pub push_auth_failing: IntGauge,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -54,6 +67,13 @@ fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCoun
     r.register(Box::new(c.clone()))
         .expect("metric registered once");
     c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("static metric definition");
+    r.register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -222,6 +242,41 @@ impl Metrics {
                 &r,
                 LOG_SUMMARIES_TOTAL,
                 "Periodic log summaries of per-packet problems",
+            ),
+            spool_bytes: gauge_vec(SPOOL_BYTES, "Bytes of the push spool on disk, per class", &["class"]),
+            spool_records: gauge_vec(SPOOL_RECORDS, "Records in the push spool not yet delivered, per class", &["class"]),
+            push_batches: counter_vec(
+                &r,
+                PUSH_BATCHES_TOTAL,
+                "Push requests to the collector by outcome: delivered, retry, auth_failed, dead_letter",
+                &["outcome"],
+            ),
+            push_records: counter_vec(
+                &r,
+                PUSH_RECORDS_TOTAL,
+                "Records that left the spool by outcome: delivered, dead_letter",
+                &["outcome"],
+            ),
+            records_shed: counter_vec(
+                &r,
+                RECORDS_SHED_TOTAL,
+                "Undelivered records deleted because the spool reached push.spool_max_mb, per class",
+                &["class"],
+            ),
+            push_oldest_undelivered_seconds: gauge(
+                &r,
+                PUSH_OLDEST_UNDELIVERED_SECONDS,
+                "Age of the oldest record waiting for delivery (0 when none)",
+            ),
+            spool_torn_tail: counter(
+                &r,
+                SPOOL_TORN_TAIL_TOTAL,
+                "Spool segments whose torn or corrupt tail was truncated at start-up",
+            ),
+            push_auth_failing: gauge(
+                &r,
+                PUSH_AUTH_FAILING,
+                "1 while the collector answers 401/403 to our token or certificate",
             ),
             registry: r,
         }

@@ -43,6 +43,8 @@ pub enum PipelineError {
     Shaken(#[from] crate::shaken::service::SetupError),
     #[error("traceback store: {0}")]
     Store(#[from] crate::traceback::store::StoreError),
+    #[error(transparent)]
+    Push(#[from] crate::export::push::PushError),
 }
 
 pub enum Input {
@@ -178,6 +180,17 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
     } else {
         None
     };
+    // Collector push: records go through a bounded queue into the durable spool.
+    let push = if cfg.push.enabled {
+        Some(crate::export::push::PushService::start(
+            &cfg.push,
+            &cfg.sensor.id,
+            metrics.clone(),
+        )?)
+    } else {
+        None
+    };
+    let push_queue = push.as_ref().map(|p| p.queue());
     let store_tx = store.as_ref().map(|(tx, _, _)| tx.clone());
     let store_stats = store.as_ref().map(|(_, _, s)| s.clone());
     let store_metrics = metrics.clone();
@@ -203,6 +216,11 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
                     if let Some(arrival) = r.trace {
                         sink_latency.record_since(Stage::Sink, arrival);
                         sink_latency.maybe_merge();
+                    }
+                    if let Some(q) = &push_queue {
+                        // Serializing plain structs into a Vec cannot fail.
+                        let json = serde_json::to_vec(&r).unwrap_or_default();
+                        q.offer(crate::export::spool::Kind::CallRecord, json, !live);
                     }
                     if let Some(tx) = &store_tx {
                         let full = if live {
@@ -404,6 +422,10 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
     drop(summaries_guard);
     if summaries.join().is_err() {
         failed = Some(PipelineError::ThreadPanicked("log summary"));
+    }
+    // The sink (the last producer) has ended: spool what is queued, then drain for a while.
+    if let Some(p) = push {
+        p.finish();
     }
     if let Some(e) = failed {
         return Err(e);

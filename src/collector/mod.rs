@@ -1,0 +1,11 @@
+//! The reference collector (the ITG side of DESIGN §5), served by the `shaken-collector`
+//! binary: `POST /v1/ingest` takes gzip or plain NDJSON batches with a bearer token, keeps each
+//! record once (UNIQUE record_id) and each batch once (Idempotency-Key) in SQLite, and answers
+//! `GET /v1/records`, `GET /v1/detections`, `/metrics` and `/healthz`. For tests it can be told
+//! to fail, rate-limit, refuse or slow down requests ([`server::Faults`]).
+
+pub mod db;
+pub mod error;
+pub mod server;
+
+pub use error::CollectorError;

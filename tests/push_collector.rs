@@ -1,0 +1,705 @@
+//! Collector push end to end, with real processes on 127.0.0.1: `shaken-sensor replay` with
+//! `[push]` enabled against the `shaken-collector` binary (SQLite, fault injection). Checks
+//! exactly-once arrival at the deduplicating collector through outages, SIGKILL, 500s, 429s
+//! with Retry-After, timeouts, a refused batch (dead-letter) and a wrong token.
+
+mod common;
+
+use serde_json::Value;
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "collector-token-1";
+
+struct Collector {
+    child: Child,
+    addr: SocketAddr,
+    db: PathBuf,
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn collector(db: &Path, bind: &str, args: &[&str]) -> Collector {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shaken-collector"))
+        .args(["--bind", bind, "--token", TOKEN, "--test-faults", "--db"])
+        .arg(db)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("collector said {line:?}"))
+        .parse()
+        .unwrap();
+    Collector {
+        child,
+        addr,
+        db: db.to_path_buf(),
+    }
+}
+
+impl Collector {
+    /// (rows, distinct record ids) in the collector's database.
+    fn counts(&self) -> (i64, i64) {
+        let db = rusqlite::Connection::open(&self.db).unwrap();
+        db.busy_timeout(Duration::from_secs(5)).unwrap();
+        db.query_row(
+            "SELECT count(*), count(DISTINCT record_id) FROM records",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    }
+
+    fn ids(&self) -> HashSet<String> {
+        let db = rusqlite::Connection::open(&self.db).unwrap();
+        let mut q = db.prepare("SELECT record_id FROM records").unwrap();
+        let ids = q
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        ids
+    }
+
+    fn metric(&self, sample: &str) -> f64 {
+        metric(
+            &http(self.addr, "GET", "/metrics", None, None, None).1,
+            sample,
+        )
+    }
+
+    fn set_faults(&self, json: &str) {
+        let (status, body) = http(self.addr, "POST", "/admin/faults", None, Some(json), None);
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// One raw HTTP/1.1 request; (status, body).
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+    extra_headers: Option<&str>,
+) -> (u16, String) {
+    http_bytes(
+        addr,
+        method,
+        path,
+        token,
+        body.map(str::as_bytes),
+        extra_headers,
+    )
+}
+
+fn http_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&[u8]>,
+    extra_headers: Option<&str>,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    if let Some(h) = extra_headers {
+        req.push_str(h);
+    }
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    if let Some(b) = body {
+        s.write_all(b).unwrap();
+    }
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The value of one sample line of a Prometheus text; 0 when absent.
+fn metric(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(sample)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Sensor {
+    dir: tempfile::TempDir,
+}
+
+struct ReplayRun {
+    ids: Vec<String>,
+    /// Bytes of JSON of all records (without newlines).
+    json_bytes: usize,
+    metrics: String,
+    elapsed: Duration,
+}
+
+impl Sensor {
+    fn new() -> Sensor {
+        Sensor {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes the configuration: push to `port` with `token`, fast backoff, and `extra` keys
+    /// of the [push] section (replacing the ones set here).
+    fn configure(&self, port: u16, token: &str, extra: &str) -> PathBuf {
+        let cfg = self.path("sensor.toml");
+        let base = format!(
+            "url = \"http://127.0.0.1:{port}\"\nallow_http = true\ntoken = \"{token}\"\n\
+             spool_dir = \"{}\"\ndead_letter_dir = \"{}\"\nbackoff_initial_ms = 50\n\
+             backoff_max_ms = 400\ntimeout_ms = 2000\ndrain_timeout_s = 60\n",
+            self.path("spool").display(),
+            self.path("dead-letter").display()
+        );
+        let overridden: Vec<&str> = extra
+            .lines()
+            .filter_map(|l| l.split('=').next())
+            .map(str::trim)
+            .collect();
+        let kept: String = base
+            .lines()
+            .filter(|l| !overridden.contains(&l.split('=').next().unwrap_or("").trim()))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(
+            &cfg,
+            format!(
+                "[sensor]\nid = \"push-test\"\nworkers = 2\n[push]\nenabled = true\n{kept}{extra}"
+            ),
+        )
+        .unwrap();
+        cfg
+    }
+
+    fn spawn_replay(&self, pcap: &Path, tag: &str) -> Child {
+        Command::new(common::bin())
+            .arg("replay")
+            .arg(pcap)
+            .arg("--config")
+            .arg(self.path("sensor.toml"))
+            .arg("--out")
+            .arg(self.path(&format!("{tag}.jsonl")))
+            .arg("--metrics-out")
+            .arg(self.path(&format!("{tag}.metrics")))
+            .arg("-q")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn finish(&self, child: Child, tag: &str, started: Instant) -> ReplayRun {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "replay failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let elapsed = started.elapsed();
+        let out = std::fs::read_to_string(self.path(&format!("{tag}.jsonl"))).unwrap();
+        let json_bytes = out.lines().map(str::len).sum();
+        let ids = out
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                v["record_id"].as_str().unwrap().to_string()
+            })
+            .collect();
+        let metrics = std::fs::read_to_string(self.path(&format!("{tag}.metrics"))).unwrap();
+        ReplayRun {
+            ids,
+            json_bytes,
+            metrics,
+            elapsed,
+        }
+    }
+
+    fn replay(&self, pcap: &Path, tag: &str) -> ReplayRun {
+        let started = Instant::now();
+        let child = self.spawn_replay(pcap, tag);
+        self.finish(child, tag, started)
+    }
+}
+
+/// A synthetic capture of `calls` full dialogs, or None (the caller skips, saying why).
+fn generated(dir: &Path, calls: u32) -> Option<PathBuf> {
+    let pcap = dir.join(format!("calls-{calls}.pcap"));
+    let ok = Command::new("python3")
+        .arg(common::repo().join("benches/gen_calls.py"))
+        .arg(&pcap)
+        .arg(calls.to_string())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then_some(pcap)
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn all_in(ids: &[String], at: &HashSet<String>) -> bool {
+    ids.iter().all(|id| at.contains(id))
+}
+
+#[test]
+fn collector_down_during_the_replay_then_up_every_record_arrives_once() {
+    let sensor = Sensor::new();
+    let Some(pcap) = generated(sensor.dir.path(), 3000) else {
+        eprintln!("SKIPPED: python3 could not generate the capture");
+        return;
+    };
+    let port = free_port();
+    // 16 MiB cap: 1 MiB segments, so batches, cut by bytes before 500 records, end inside
+    // segments and straddle them.
+    sensor.configure(port, TOKEN, "spool_max_mb = 16\nbatch_max_bytes = 150000\n");
+    let started = Instant::now();
+    let child = sensor.spawn_replay(&pcap, "run");
+    // Down for a while: the sensor retries against a closed port.
+    std::thread::sleep(Duration::from_millis(1500));
+    let db = sensor.path("collector.sqlite");
+    let c = collector(&db, &format!("127.0.0.1:{port}"), &[]);
+    let run = sensor.finish(child, "run", started);
+    assert_eq!(run.ids.len(), 3000);
+    assert_eq!(c.counts(), (3000, 3000));
+    assert!(all_in(&run.ids, &c.ids()));
+    assert!(
+        metric(
+            &run.metrics,
+            "shaken_sensor_push_batches_total{outcome=\"retry\"}"
+        ) >= 1.0
+    );
+    assert_eq!(
+        metric(
+            &run.metrics,
+            "shaken_sensor_push_records_total{outcome=\"delivered\"}"
+        ),
+        3000.0
+    );
+    // At most 150,000 bytes of JSON per batch.
+    let batches = metric(
+        &run.metrics,
+        "shaken_sensor_push_batches_total{outcome=\"delivered\"}",
+    );
+    assert!(
+        batches >= run.json_bytes.div_ceil(150_000) as f64,
+        "{batches} batches for {} bytes",
+        run.json_bytes
+    );
+    assert_eq!(
+        metric(&run.metrics, "shaken_sensor_spool_records{class=\"call\"}"),
+        0.0
+    );
+    assert_eq!(c.metric("shaken_collector_records_ingested_total"), 3000.0);
+}
+
+#[test]
+fn sigkill_in_the_middle_of_pushing_then_restart_loses_nothing() {
+    let sensor = Sensor::new();
+    let Some(pcap) = generated(sensor.dir.path(), 4000) else {
+        eprintln!("SKIPPED: python3 could not generate the capture");
+        return;
+    };
+    // A slow collector: 20 batches of 200, 250 ms each.
+    let c = collector(
+        &sensor.path("collector.sqlite"),
+        "127.0.0.1:0",
+        &["--delay-ms", "250"],
+    );
+    sensor.configure(c.addr.port(), TOKEN, "batch_max_records = 200\n");
+    let mut child = sensor.spawn_replay(&pcap, "killed");
+    wait_until("the first deliveries", Duration::from_secs(60), || {
+        c.counts().0 >= 400
+    });
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let delivered_before = c.counts().0;
+    assert!(
+        delivered_before < 4000,
+        "the kill came after the end ({delivered_before})"
+    );
+    c.set_faults("{}");
+    // Restart on the same spool with the same capture: what was spooled is delivered, the
+    // records replayed again are absorbed by the collector's deduplication.
+    let run = sensor.replay(&pcap, "restarted");
+    assert_eq!(run.ids.len(), 4000);
+    assert_eq!(c.counts(), (4000, 4000));
+    assert!(all_in(&run.ids, &c.ids()));
+    let dups = c.metric("shaken_collector_duplicates_total{by=\"record_id\"}")
+        + c.metric("shaken_collector_duplicates_total{by=\"idempotency_key\"}");
+    assert!(
+        dups >= delivered_before as f64,
+        "{dups} duplicates, {delivered_before} delivered before the kill"
+    );
+    assert_eq!(
+        metric(&run.metrics, "shaken_sensor_spool_records{class=\"call\"}"),
+        0.0
+    );
+}
+
+#[test]
+fn server_errors_and_rate_limits_are_retried_honouring_retry_after() {
+    let sensor = Sensor::new();
+    let c = collector(
+        &sensor.path("collector.sqlite"),
+        "127.0.0.1:0",
+        &[
+            "--fail-next",
+            "2",
+            "--rate-limit-next",
+            "1",
+            "--retry-after",
+            "2",
+        ],
+    );
+    sensor.configure(c.addr.port(), TOKEN, "");
+    let run = sensor.replay(&common::pcap("udp-outcomes.pcap"), "run");
+    let n = run.ids.len() as i64;
+    assert!(n > 0);
+    assert_eq!(c.counts(), (n, n));
+    assert_eq!(
+        metric(
+            &run.metrics,
+            "shaken_sensor_push_batches_total{outcome=\"retry\"}"
+        ),
+        3.0
+    );
+    assert_eq!(
+        metric(
+            &run.metrics,
+            "shaken_sensor_push_batches_total{outcome=\"delivered\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        c.metric("shaken_collector_batches_total{status=\"500\"}"),
+        2.0
+    );
+    assert_eq!(
+        c.metric("shaken_collector_batches_total{status=\"429\"}"),
+        1.0
+    );
+    assert_eq!(
+        c.metric("shaken_collector_batches_total{status=\"200\"}"),
+        1.0
+    );
+    // Backoff alone (50 ms doubling, capped at 400 ms) would be done well within a second.
+    assert!(
+        run.elapsed >= Duration::from_secs(2),
+        "Retry-After: 2 not honoured ({:?})",
+        run.elapsed
+    );
+}
+
+#[test]
+fn timeouts_are_retried_until_the_collector_answers_in_time() {
+    let sensor = Sensor::new();
+    let c = collector(
+        &sensor.path("collector.sqlite"),
+        "127.0.0.1:0",
+        &["--delay-ms", "3000"],
+    );
+    sensor.configure(c.addr.port(), TOKEN, "timeout_ms = 300\n");
+    let started = Instant::now();
+    let child = sensor.spawn_replay(&common::pcap("udp-outcomes.pcap"), "run");
+    std::thread::sleep(Duration::from_millis(1200));
+    c.set_faults("{}");
+    let run = sensor.finish(child, "run", started);
+    let n = run.ids.len() as i64;
+    assert_eq!(c.counts(), (n, n));
+    assert!(
+        metric(
+            &run.metrics,
+            "shaken_sensor_push_batches_total{outcome=\"retry\"}"
+        ) >= 2.0,
+        "{}",
+        run.metrics
+    );
+    assert_eq!(
+        metric(
+            &run.metrics,
+            "shaken_sensor_push_records_total{outcome=\"delivered\"}"
+        ),
+        n as f64
+    );
+}
+
+#[test]
+fn a_refused_batch_goes_to_the_dead_letter_folder_and_the_rest_is_delivered() {
+    let sensor = Sensor::new();
+    let c = collector(
+        &sensor.path("collector.sqlite"),
+        "127.0.0.1:0",
+        &["--reject-next", "1"],
+    );
+    sensor.configure(c.addr.port(), TOKEN, "batch_max_records = 4\n");
+    let run = sensor.replay(&common::pcap("udp-outcomes.pcap"), "run");
+    let files: Vec<PathBuf> = std::fs::read_dir(sensor.path("dead-letter"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    let mut lines = text.lines();
+    let head: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(head["dead_letter"]["status"], 400);
+    assert_eq!(head["dead_letter"]["class"], "call");
+    assert_eq!(head["dead_letter"]["records"], 4);
+    assert!(head["dead_letter"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("injected fault"));
+    let dead: Vec<String> = lines
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["record_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    // The first batch (the first 4 records spooled) was refused.
+    assert_eq!(dead, run.ids[..4]);
+    let at = c.ids();
+    assert!(dead.iter().all(|id| !at.contains(id)));
+    assert!(all_in(&run.ids[4..], &at));
+    let n = run.ids.len() as i64;
+    assert_eq!(c.counts(), (n - 4, n - 4));
+    assert_eq!(
+        metric(
+            &run.metrics,
+            "shaken_sensor_push_batches_total{outcome=\"dead_letter\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &run.metrics,
+            "shaken_sensor_push_records_total{outcome=\"dead_letter\"}"
+        ),
+        4.0
+    );
+}
+
+#[test]
+fn a_wrong_token_keeps_the_records_until_restarted_with_the_right_one() {
+    let sensor = Sensor::new();
+    let c = collector(&sensor.path("collector.sqlite"), "127.0.0.1:0", &[]);
+    sensor.configure(
+        c.addr.port(),
+        "not-the-token",
+        "drain_timeout_s = 2\nbackoff_max_ms = 300\n",
+    );
+    let first = sensor.replay(&common::pcap("udp-outcomes.pcap"), "wrong");
+    let n = first.ids.len();
+    assert_eq!(c.counts(), (0, 0));
+    assert_eq!(
+        metric(&first.metrics, "shaken_sensor_push_auth_failing"),
+        1.0
+    );
+    assert!(
+        metric(
+            &first.metrics,
+            "shaken_sensor_push_batches_total{outcome=\"auth_failed\"}"
+        ) >= 1.0
+    );
+    assert_eq!(
+        metric(
+            &first.metrics,
+            "shaken_sensor_spool_records{class=\"call\"}"
+        ),
+        n as f64
+    );
+    assert!(c.metric("shaken_collector_batches_total{status=\"401\"}") >= 1.0);
+    // Fixed token, restart, another capture: the kept records go first, then the new ones.
+    sensor.configure(c.addr.port(), TOKEN, "");
+    let second = sensor.replay(&common::pcap("udp-answered.pcap"), "right");
+    let m = second.ids.len();
+    assert!(m > 0);
+    assert_eq!(c.counts(), ((n + m) as i64, (n + m) as i64));
+    let at = c.ids();
+    assert!(all_in(&first.ids, &at) && all_in(&second.ids, &at));
+    assert_eq!(
+        metric(&second.metrics, "shaken_sensor_push_auth_failing"),
+        0.0
+    );
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(data).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn collector_ingest_api_auth_encodings_dedup_and_inspection() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = collector(&dir.path().join("c.sqlite"), "127.0.0.1:0", &[]);
+    let line = |id: &str| {
+        format!("{{\"schema\":\"shaken-sensor/call/v1\",\"record_id\":\"{id}\",\"sensor_id\":\"s1\"}}\n")
+    };
+    let body = format!("{}{}", line("a"), line("b"));
+    // No token, wrong token.
+    assert_eq!(
+        http(c.addr, "POST", "/v1/ingest", None, Some(&body), None).0,
+        401
+    );
+    assert_eq!(
+        http(
+            c.addr,
+            "POST",
+            "/v1/ingest",
+            Some("nope"),
+            Some(&body),
+            None
+        )
+        .0,
+        401
+    );
+    // Plain body with a key.
+    let (s, b) = http(
+        c.addr,
+        "POST",
+        "/v1/ingest",
+        Some(TOKEN),
+        Some(&body),
+        Some("Idempotency-Key: k1\r\n"),
+    );
+    assert_eq!((s, b.as_str()), (200, "{\"accepted\":2,\"duplicates\":0}"));
+    // The same key again: 200, nothing inserted.
+    let (s, b) = http(
+        c.addr,
+        "POST",
+        "/v1/ingest",
+        Some(TOKEN),
+        Some(&body),
+        Some("Idempotency-Key: k1\r\n"),
+    );
+    assert_eq!(s, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&b).unwrap()["seen_batch"],
+        true
+    );
+    // Gzip, one known and one new record, another key.
+    let det = "{\"schema\":\"shaken-sensor/detection/v1\",\"detection_id\":\"d1\",\"state\":\"opened\",\"last_seen\":\"t1\"}\n";
+    let gz = gzip(format!("{}{}{det}", line("b"), line("c")).as_bytes());
+    let (s, b) = http_bytes(
+        c.addr,
+        "POST",
+        "/v1/ingest",
+        Some(TOKEN),
+        Some(&gz),
+        Some("Idempotency-Key: k2\r\nContent-Encoding: gzip\r\n"),
+    );
+    assert_eq!((s, b.as_str()), (200, "{\"accepted\":2,\"duplicates\":1}"));
+    // A bad line: 400 naming it, nothing of the batch stored.
+    let bad = format!("{}{{\"schema\":\"shaken-sensor/call/v1\"}}\n", line("d"));
+    let (s, b) = http(c.addr, "POST", "/v1/ingest", Some(TOKEN), Some(&bad), None);
+    assert_eq!(s, 400);
+    assert_eq!(serde_json::from_str::<Value>(&b).unwrap()["line"], 2);
+    assert_eq!(c.counts(), (4, 4));
+    // Inspection.
+    let (s, b) = http(
+        c.addr,
+        "GET",
+        "/v1/records?limit=2",
+        Some(TOKEN),
+        None,
+        None,
+    );
+    assert_eq!(s, 200);
+    let v: Value = serde_json::from_str(&b).unwrap();
+    let ids: Vec<&str> = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["record_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a", "b"]);
+    let next = v["next"].as_i64().unwrap();
+    let (_, b) = http(
+        c.addr,
+        "GET",
+        &format!("/v1/records?after={next}"),
+        Some(TOKEN),
+        None,
+        None,
+    );
+    let v: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(v["records"].as_array().unwrap().len(), 1);
+    assert_eq!(v["records"][0]["record_id"], "c");
+    let (_, b) = http(c.addr, "GET", "/v1/detections", Some(TOKEN), None, None);
+    let v: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(v["records"][0]["detection_id"], "d1");
+    assert_eq!(http(c.addr, "GET", "/v1/records", None, None, None).0, 401);
+    assert_eq!(http(c.addr, "GET", "/healthz", None, None, None).0, 200);
+    assert_eq!(c.metric("shaken_collector_records_ingested_total"), 4.0);
+    assert_eq!(
+        c.metric("shaken_collector_duplicates_total{by=\"record_id\"}"),
+        1.0
+    );
+    assert_eq!(
+        c.metric("shaken_collector_duplicates_total{by=\"idempotency_key\"}"),
+        2.0
+    );
+    assert_eq!(
+        c.metric("shaken_collector_batches_total{status=\"401\"}"),
+        2.0
+    );
+    assert_eq!(
+        c.metric("shaken_collector_batches_total{status=\"400\"}"),
+        1.0
+    );
+}
