@@ -1,5 +1,6 @@
 #!/bin/sh
-# Runs every fuzz target in turn for SECONDS each (default 60), niced, one job each, on its
+# Runs every fuzz target in turn for SECONDS each (default 60), niced, one process each (no
+# -jobs: libFuzzer would then log to ./fuzz-N.log instead of the per-target log), on its
 # committed corpus (new finds are added there; minimise with `cargo fuzz cmin` before
 # committing). Crashes land in fuzz/artifacts/<target>/. Needs a nightly toolchain and
 # cargo-fuzz (`cargo install cargo-fuzz --locked`). Prints one summary line per target.
@@ -19,7 +20,7 @@ for t in $targets; do
     [ -d "fuzz/seeds/$t" ] && seeds="fuzz/seeds/$t"
     start=$(date +%s)
     if nice -n 10 cargo +nightly fuzz run -O "$t" "fuzz/corpus/$t" $seeds -- \
-        -max_total_time="$secs" -jobs=1 -workers=1 -rss_limit_mb=1024 -timeout=10 \
+        -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
         -print_final_stats=1 >"$logdir/$t.log" 2>&1; then
         result=ok
     else
