@@ -19,6 +19,9 @@ Python 3 stdlib only, deterministic (same bytes on every run: fixed times, fixed
 Never sends anything anywhere; it only writes files. The big files are not committed.
 Usage: pcaps/make-adversarial.py OUTDIR [--only NAME[,NAME]] [--x5u-port P] [--huge-url URL]
                                  [--scale F]   (F < 1 makes every flood proportionally smaller)
+       pcaps/make-adversarial.py --inject IFACE FILE...   (root: sends each frame of the
+                                 captures on IFACE through an AF_PACKET socket, for live tests
+                                 on lo; nothing else ever sends)
 """
 import argparse
 import base64
@@ -234,14 +237,39 @@ def x5u_calls(path, urls):
     return p.frames
 
 
+def inject(iface, files):
+    """Sends every frame of the given (Ethernet) captures on iface, in order, as fast as the
+    socket takes them. Live tests use it on lo, which has no wire: frames go to capturers only."""
+    import socket
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((iface, 0))
+    sent = 0
+    for path in files:
+        data = open(path, "rb").read()
+        pos = 24
+        while pos + 16 <= len(data):
+            incl = struct.unpack("<I", data[pos + 8:pos + 12])[0]
+            s.send(data[pos + 16:pos + 16 + incl])
+            sent += 1
+            pos += 16 + incl
+    s.close()
+    print("sent %d frames on %s" % (sent, iface))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("outdir")
+    ap.add_argument("outdir", nargs="?")
+    ap.add_argument("--inject", metavar="IFACE")
+    ap.add_argument("files", nargs="*")
     ap.add_argument("--only", default="")
     ap.add_argument("--x5u-port", type=int, default=8443)
     ap.add_argument("--huge-url", default="http://127.0.0.1:8080/huge.pem")
     ap.add_argument("--scale", type=float, default=1.0)
     a = ap.parse_args()
+    if a.inject:
+        return inject(a.inject, ([a.outdir] if a.outdir else []) + a.files)
+    if not a.outdir:
+        ap.error("OUTDIR is required")
     os.makedirs(a.outdir, exist_ok=True)
     makers = {
         "frag-flood": lambda f: frag_flood(f, a.scale),

@@ -467,3 +467,144 @@ fn x5u_huge_body_stops_at_max_bytes() {
     assert!(sent < 32 << 20, "server sent {sent} bytes");
     let _ = run.stderr;
 }
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+/// The live variant: `shaken-sensor run` captures on lo while the script injects a (scaled
+/// down) fragment flood and the header bombs through an AF_PACKET socket. Needs root; skipped
+/// otherwise. Other traffic on lo may add to the counts, so they are lower bounds.
+#[test]
+fn live_injection_on_loopback_hits_the_same_limits() {
+    if !is_root() {
+        eprintln!("SKIPPED: live injection needs root (AF_PACKET on lo)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let frag = generate(dir.path(), "frag-flood", &["--scale", "0.05"]);
+    let bombs = generate(dir.path(), "header-bombs", &["--scale", "0.05"]);
+    let cfg = dir.path().join("sensor.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "{}[traceback]\nenabled = false\n[http]\nbind = \"\"\n",
+            CONFIG.replace(
+                "[capture]\n",
+                "[capture]\ninterfaces = [\"lo\"]\nbuffer_size_mb = 8\n"
+            )
+        ),
+    )
+    .unwrap();
+    let metrics = dir.path().join("metrics.txt");
+    let mut sensor = Command::new(common::bin())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .arg("--metrics-out")
+        .arg(&metrics)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = sensor.id();
+    let stderr = sensor.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut log = Vec::new();
+    loop {
+        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+            let _ = sensor.kill();
+            let _ = sensor.wait();
+            panic!("sensor never reported capture running: {}", log.join("\n"));
+        };
+        log.push(line.clone());
+        if line.contains("capture running") {
+            break;
+        }
+    }
+    let inject = Command::new("python3")
+        .arg(common::repo().join("pcaps/make-adversarial.py"))
+        .args(["--inject", "lo"])
+        .arg(&frag)
+        .arg(&bombs)
+        .output()
+        .unwrap();
+    assert!(
+        inject.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inject.stderr)
+    );
+    // Let the capture thread drain, watching the high-water mark meanwhile.
+    let mut peak_kb = 0;
+    let settle = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < settle {
+        peak_kb = peak_kb.max(vm_hwm_kb(pid).unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    peak_kb = peak_kb.max(vm_hwm_kb(pid).unwrap_or(0));
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    let stop = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = sensor.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > stop {
+            let _ = sensor.kill();
+            panic!("sensor did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    log.extend(rx.try_iter());
+    assert!(
+        status.success(),
+        "sensor exit {status:?}: {}",
+        log.join("\n")
+    );
+    assert!(!log.join("\n").contains("panicked"));
+    let run = Run {
+        metrics: std::fs::read_to_string(&metrics).unwrap(),
+        stderr: log.join("\n"),
+        peak_rss_kb: peak_kb,
+        secs: 0.0,
+    };
+    eprintln!("live: peak RSS {peak_kb} KiB (VmHWM polled)");
+    // Live capture also maps libpcap's kernel ring (capture.buffer_size_mb = 8 here).
+    assert!(peak_kb > 0 && peak_kb <= baseline_kb() + BUDGET_KB + 8 * 1024);
+    let ev = |e: &str| run.get(REASM, &["table=\"defrag\"", &format!("event=\"{e}\"")]);
+    // 1,500 incomplete datagrams of 1 KiB against a 1 MiB budget; 5 tiny-piece datagrams.
+    assert!(ev("evicted") >= 500, "{}", run.metrics);
+    assert!(ev("too_fragmented") >= 5, "{}", run.metrics);
+    let perr = |k: &str| {
+        run.get(
+            "shaken_sensor_sip_parse_errors_total",
+            &[&format!("kind=\"{k}\"")],
+        )
+    };
+    assert!(perr("sip_too_many_headers") >= 2, "{}", run.metrics);
+    assert!(perr("sip_header_line_too_long") >= 1, "{}", run.metrics);
+    assert!(
+        run.get(
+            "shaken_sensor_verification_events_total",
+            &["event=\"identity_overflow\""]
+        ) >= 1,
+        "{}",
+        run.stderr
+    );
+}
