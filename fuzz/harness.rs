@@ -230,8 +230,12 @@ fn exercise(msg: &[u8]) {
         for entry in split_list(v) {
             if let Ok(na) = parse_name_addr(entry) {
                 if let Some(tn) = canonical_tn_of(&na.uri) {
-                    // The normalizer is idempotent on its own output.
-                    assert_eq!(canonicalize(tn.as_bytes()).as_ref(), Some(&tn));
+                    // A canonical TN is E.164 digits: read back as E.164 it is a fixed point.
+                    // (Read back without the '+', a 10-digit one starting 2-9 is taken for
+                    // NANP and gains a 1: the first sip finding, see fuzz_regressions.rs.)
+                    let mut e164 = b"+".to_vec();
+                    e164.extend_from_slice(tn.as_bytes());
+                    assert_eq!(canonicalize(&e164).as_ref(), Some(&tn));
                 }
             }
         }

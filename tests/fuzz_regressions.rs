@@ -20,3 +20,19 @@ fn input(name: &str) -> Vec<u8> {
 fn decode_crash_tcp_message_over_max_message() {
     harness::decode(&input("decode-tcp-message-over-max-message.bin"));
 }
+
+/// `Contact: <sip:+70)35550177@...>`: the canonical TN of a 10-digit E.164 number starting
+/// 2-9 (`7035550177`) is not a fixed point of the canonicalizer when read back without its
+/// `+` (it is taken for a NANP number and becomes `17035550177`), which the harness (and the
+/// unit property `idempotent_and_clean`) assumed. The contract is now stated and checked as
+/// "canonical TNs are E.164 digits: `canonicalize("+" + tn) == tn`" (src/sip/tn.rs).
+#[test]
+fn sip_crash_short_e164_tn_not_a_fixed_point() {
+    let data = input("sip-short-e164-tn-not-a-fixed-point.bin");
+    harness::sip(&data);
+    use shaken_sensor::sip::tn::canonicalize;
+    let tn = canonicalize(b"+70)35550177").unwrap();
+    assert_eq!(tn.as_str(), "7035550177");
+    assert_eq!(canonicalize(b"+7035550177"), Some(tn));
+    assert_eq!(canonicalize(b"7035550177").unwrap().as_str(), "17035550177");
+}

@@ -37,6 +37,13 @@ pub fn publish_cache_stats(svc: &ShakenService, m: &Metrics, published: &Mutex<C
             *before = n;
         }
     }
+    let replay_evicted = svc.verifier.replay_evicted_in_window();
+    if replay_evicted > last.replay_evicted {
+        m.verification_events
+            .with_label_values(&["replay_cache_full"])
+            .inc_by(replay_evicted - last.replay_evicted);
+        last.replay_evicted = replay_evicted;
+    }
     let g = &m.cert_cache;
     g.with_label_values(&["entries"]).set(s.entries as i64);
     g.with_label_values(&["in_flight"]).set(s.in_flight as i64);
@@ -51,6 +58,7 @@ pub struct CacheCounters {
     hits: u64,
     misses: u64,
     fetch_errors: HashMap<&'static str, u64>,
+    replay_evicted: u64,
 }
 
 struct Parked {

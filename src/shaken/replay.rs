@@ -1,8 +1,11 @@
 //! Replay detection: the same PASSporT signature on a different Call-ID within the freshness
 //! window is a copied token, a spoofing signal. Shared by all workers (sharded locks), bounded
-//! by count, entries dropped once older than the window.
+//! by count, entries dropped once older than the window. Entries dropped for room while still
+//! inside the window are counted ([`ReplayGuard::evicted_in_window`]): a copied token may then
+//! go unnoticed, and the operator must see that the limit is hit.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 const SHARDS: usize = 16;
@@ -17,6 +20,7 @@ pub struct ReplayGuard {
     shards: Vec<Mutex<Shard>>,
     per_shard: usize,
     hasher: ahash::RandomState,
+    evicted_in_window: AtomicU64,
 }
 
 impl ReplayGuard {
@@ -33,6 +37,7 @@ impl ReplayGuard {
                 .collect(),
             per_shard: (capacity / SHARDS).max(1),
             hasher: ahash::RandomState::new(),
+            evicted_in_window: AtomicU64::new(0),
         }
     }
 
@@ -52,8 +57,12 @@ impl ReplayGuard {
             return false;
         };
         while let Some((k, at)) = shard.order.front().copied() {
-            if now - at <= window_s && shard.order.len() < self.per_shard {
+            let fresh = now - at <= window_s;
+            if fresh && shard.order.len() < self.per_shard {
                 break;
+            }
+            if fresh {
+                self.evicted_in_window.fetch_add(1, Ordering::Relaxed);
             }
             shard.order.pop_front();
             if shard.seen.get(&k).is_some_and(|(_, t)| *t == at) {
@@ -79,6 +88,11 @@ impl ReplayGuard {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Signatures forgotten for room while still inside the window (the capacity limit hit).
+    pub fn evicted_in_window(&self) -> u64 {
+        self.evicted_in_window.load(Ordering::Relaxed)
     }
 }
 
@@ -109,5 +123,12 @@ mod tests {
             g.seen(&sig, b"c", 0, 0, 60);
         }
         assert!(g.len() <= 32, "{}", g.len());
+        // All within the window: every signature not kept was evicted for room, and counted.
+        assert_eq!(g.evicted_in_window(), 10_000 - g.len() as u64);
+        // Expired entries are not evictions.
+        let g = ReplayGuard::new(32);
+        g.seen(&[1u8; 64], b"c", 0, 0, 60);
+        g.seen(&[1u8; 64], b"d", 0, 100, 60);
+        assert_eq!(g.evicted_in_window(), 0);
     }
 }

@@ -114,6 +114,11 @@ impl Verifier {
         Verifier { policy, replay }
     }
 
+    /// Replay-detection entries forgotten for room inside the window (see [`ReplayGuard`]).
+    pub fn replay_evicted_in_window(&self) -> u64 {
+        self.replay.evicted_in_window()
+    }
+
     pub fn policy(&self) -> VerifyPolicy {
         self.policy
     }
