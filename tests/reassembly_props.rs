@@ -11,6 +11,8 @@ use shaken_sensor::capture::packet::SipPayload;
 use shaken_sensor::capture::tcp::{TcpFlags, TcpLimits, TcpReassembler, TcpSegment};
 use shaken_sensor::clock::Timestamp;
 use shaken_sensor::sip::framing::{frame, keepalive_len, FrameMode, FrameOutcome};
+use shaken_sensor::sip::message::ParseLimits;
+use shaken_sensor::sip::parse::parse;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 fn frag_key(id: u32) -> FragmentKey {
@@ -63,6 +65,23 @@ fn sip_message() -> impl Strategy<Value = Vec<u8>> {
         }
         .into_bytes()
     })
+}
+
+/// A complete SIP message (request or response, long or compact header names, with or
+/// without a body) and its Call-ID.
+fn full_sip_message() -> impl Strategy<Value = (Vec<u8>, String)> {
+    (any::<bool>(), any::<bool>(), "[a-zA-Z0-9]{1,16}(@[a-z]{1,8})?", 0usize..600).prop_map(
+        |(request, compact, call_id, body)| {
+            let body_text: String = (0..body).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+            let (f, t, i, l) = if compact { ("f", "t", "i", "l") } else { ("From", "To", "Call-ID", "Content-Length") };
+            let start = if request { "INVITE sip:+13035550177@192.0.2.1 SIP/2.0" } else { "SIP/2.0 183 Session Progress" };
+            let m = format!(
+                "{start}\r\nVia: SIP/2.0/TCP 192.0.2.9;branch=z9hG4bK1\r\n{f}: <sip:+12025550143@h>;tag=1\r\n\
+                 {t}: <sip:+13035550177@h>\r\n{i}: {call_id}\r\nCSeq: 1 INVITE\r\n{l}: {body}\r\n\r\n{body_text}"
+            );
+            (m.into_bytes(), call_id)
+        },
+    )
 }
 
 /// Several messages with optional CRLF keep-alives before each.
@@ -268,5 +287,50 @@ proptest! {
         r.expire(Timestamp(i64::MAX));
         prop_assert_eq!(r.active_streams(), 0);
         prop_assert_eq!(r.buffered_bytes(), 0);
+    }
+
+    /// The messages themselves, not the framer's view of the whole stream: several complete
+    /// SIP messages sent back to back (with keep-alives) over one TCP connection come out of
+    /// the reassembler byte for byte, in order, each parsing with the Call-ID it was given and
+    /// with the framer's Call-ID offsets on it, for any cut of the stream into segments.
+    #[test]
+    fn several_messages_over_any_segmentation_come_out_unchanged(
+        msgs in prop::collection::vec((full_sip_message(), 0usize..3), 2..8),
+        cuts in prop::collection::btree_set(1usize..6000, 0..80),
+        isn in any::<u32>(),
+    ) {
+        let mut stream = Vec::new();
+        for ((m, _), keepalives) in &msgs {
+            for _ in 0..*keepalives {
+                stream.extend_from_slice(b"\r\n");
+            }
+            stream.extend_from_slice(m);
+        }
+        let mut bounds: Vec<usize> = cuts.into_iter().filter(|&c| c < stream.len()).collect();
+        bounds.insert(0, 0);
+        bounds.push(stream.len());
+        let mut r = TcpReassembler::new(TcpLimits::default());
+        let (src, dst) = (addr(40001), addr(5060));
+        let syn = TcpFlags { syn: true, fin: false, rst: false };
+        r.push(TcpSegment { ts: Timestamp(0), src, dst, seq: isn, flags: syn, payload: b"" }, &mut |_| {});
+        let mut got: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        for (i, w) in bounds.windows(2).enumerate() {
+            let seq = isn.wrapping_add(1).wrapping_add(w[0] as u32);
+            let seg = TcpSegment { ts: Timestamp(i as i64 + 1), src, dst, seq, flags: TcpFlags::default(), payload: &stream[w[0]..w[1]] };
+            r.push(seg, &mut |p: SipPayload<'_>| {
+                got.push((p.bytes.to_vec(), p.call_id.map(|(s, e)| p.bytes[s..e].to_vec())));
+            });
+        }
+        let want: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            msgs.iter().map(|((m, id), _)| (m.clone(), Some(id.clone().into_bytes()))).collect();
+        prop_assert_eq!(&got, &want);
+        let limits = ParseLimits::default();
+        for ((m, id), _) in &msgs {
+            let parsed = parse(m, &limits);
+            prop_assert!(parsed.is_ok(), "{:?}: {}", parsed, String::from_utf8_lossy(m));
+            prop_assert_eq!(parsed.unwrap().call_id, id.as_bytes());
+        }
+        prop_assert_eq!(r.buffered_bytes(), 0);
+        prop_assert_eq!(r.stats().messages, msgs.len() as u64);
     }
 }

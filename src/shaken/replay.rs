@@ -1,6 +1,8 @@
 //! Replay detection: the same PASSporT signature on a different Call-ID within the freshness
 //! window is a copied token, a spoofing signal. Shared by all workers (sharded locks), bounded
-//! by count, entries dropped once older than the window.
+//! by count, entries dropped once older than the window. Entries dropped for room while still
+//! inside the window are counted ([`ReplayGuard::evictions`]): a copied token may then
+//! go unnoticed, and the operator must see that the limit is hit.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -122,5 +124,12 @@ mod tests {
             g.seen(&sig, b"c", 0, 0, 60);
         }
         assert!(g.len() <= 32, "{}", g.len());
+        // All within the window: every signature not kept was evicted for room, and counted.
+        assert_eq!(g.evictions(), 10_000 - g.len() as u64);
+        // Expired entries are not evictions.
+        let g = ReplayGuard::new(32);
+        g.seen(&[1u8; 64], b"c", 0, 0, 60);
+        g.seen(&[1u8; 64], b"d", 0, 100, 60);
+        assert_eq!(g.evictions(), 0);
     }
 }

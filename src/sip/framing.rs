@@ -167,10 +167,12 @@ pub fn frame(buf: &[u8], mode: FrameMode, max_message: usize) -> FrameOutcome {
         (FrameMode::Datagram, Some(n)) => (n.min(available), n > available),
         (FrameMode::Stream, n) => {
             let n = n.unwrap_or(0);
+            // Headers and body are each under the limit; together they must be too, whether
+            // or not the body has arrived yet (found by fuzzing: decode-tcp-message-over-max).
+            if header_end + n > max_message {
+                return FrameOutcome::Invalid(FramingError::BodyTooLarge);
+            }
             if n > available {
-                if header_end + n > max_message {
-                    return FrameOutcome::Invalid(FramingError::BodyTooLarge);
-                }
                 return FrameOutcome::Incomplete;
             }
             (n, false)
@@ -285,6 +287,25 @@ mod tests {
             frame(b"\x16\x03\x01garbage", FrameMode::Datagram, 65535),
             FrameOutcome::NotSip
         );
+    }
+
+    #[test]
+    fn stream_message_over_the_limit_is_refused_even_when_all_there() {
+        // Headers (50 bytes) and body (60) each fit in 100, together they do not.
+        let mut m = b"SIP/2.0 200 OK\r\nCall-ID: c\r\nContent-Length: 60\r\n\r\n".to_vec();
+        m.extend_from_slice(&[b'x'; 60]);
+        assert_eq!(
+            frame(&m, FrameMode::Stream, 100),
+            FrameOutcome::Invalid(FramingError::BodyTooLarge)
+        );
+        assert_eq!(
+            frame(&m[..60], FrameMode::Stream, 100),
+            FrameOutcome::Invalid(FramingError::BodyTooLarge)
+        );
+        let FrameOutcome::Complete(f) = frame(&m, FrameMode::Stream, m.len()) else {
+            panic!()
+        };
+        assert_eq!(f.len, m.len());
     }
 
     #[test]

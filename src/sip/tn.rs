@@ -7,7 +7,11 @@
 //! (letters, as in `alice` or `anonymous`) means "not a telephone number"; more than 20 kept
 //! characters or none at all likewise; a 10-digit NANP number (first digit 2-9) written
 //! without `+` gets its leading `1`. With a `+` the number is already E.164 and keeps its
-//! digits: `+2025550143` is country code 20, and must never match `+12025550143`. It must never allocate (a [`Tn`] is inline and `Copy`) and never panic.
+//! digits: `+2025550143` is country code 20, and must never match `+12025550143`.
+//! A canonical TN is therefore E.164 digits: read back it must get its `+`
+//! (`canonicalize("+" + tn) == tn`); without it, a 10-digit one starting 2-9 would be taken
+//! for NANP (found by fuzzing, tests/fuzz_regressions.rs). It must never allocate (a [`Tn`] is
+//! inline and `Copy`) and never panic.
 
 use std::fmt;
 
@@ -247,7 +251,8 @@ mod tests {
             if let Some(t) = canonicalize(s.as_bytes()) {
                 prop_assert!(t.as_bytes().iter().all(|b| b.is_ascii_digit() || *b == b'*' || *b == b'#'));
                 prop_assert!(!t.as_str().is_empty() && t.as_str().len() <= MAX_TN_LEN);
-                prop_assert_eq!(canonicalize(t.as_bytes()), Some(t));
+                let e164 = format!("+{}", t.as_str());
+                prop_assert_eq!(canonicalize(e164.as_bytes()), Some(t));
             }
         }
 
@@ -277,7 +282,8 @@ mod tests {
         #[test]
         fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             if let Some(t) = canonicalize(&bytes) {
-                prop_assert_eq!(canonicalize(t.as_bytes()), Some(t));
+                let e164 = format!("+{}", t.as_str());
+                prop_assert_eq!(canonicalize(e164.as_bytes()), Some(t));
             }
         }
     }
