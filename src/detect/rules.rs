@@ -72,7 +72,8 @@ impl Rule {
     fn windows(self) -> &'static [WindowSpan] {
         match self {
             Rule::UnsignedFlood => &SPANS[..1],
-            Rule::OrigidCallerChurn => &SPANS[..2],
+            // A rate: distinct callers within a minute (slower churn is everyday traffic).
+            Rule::OrigidCallerChurn => &SPANS[..1],
             _ => &SPANS,
         }
     }
@@ -173,8 +174,16 @@ fn check_view(
             if distinct < u64::from(r.churn_min_callers) || churn < r.churn_min_ratio {
                 return None;
             }
+            // Behind an origid, one setup (fingerprint) must carry the calls: an origid shared
+            // by many PBXs and phones is a carrier's, not a dialer's.
+            let top = st.fingerprints.top().first().map_or(0, |f| f.count);
+            let concentration = top as f64 / st.fingerprints.total().max(1) as f64;
+            if st.kind == KeyKind::Origid && concentration < r.churn_min_fingerprint_share {
+                return None;
+            }
             Some(vec![
                 ("distinct_callers", distinct as f64),
+                ("fingerprint_share", concentration),
                 ("caller_churn", churn),
                 ("calls_per_min", per_min(c.calls)),
             ])
