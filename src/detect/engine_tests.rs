@@ -9,7 +9,6 @@ use crate::clock::Timestamp;
 use crate::config::DetectConfig;
 use crate::record::{DetectionEvent, DetectionState};
 use crate::sip::tn::{canonicalize, Tn};
-use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
