@@ -558,3 +558,27 @@ fn memory_stays_bounded_with_a_million_distinct_callers() {
         "the cap was hit and counted: {s:?}"
     );
 }
+
+#[test]
+fn steady_unsigned_peers_never_fire() {
+    // A TDM gateway peer that is always unsigned (~40 calls/min, one fingerprint) and a peer
+    // with 30 % unsigned: steady rates through and after the warm-up are not floods.
+    let mut rng = Lcg(13);
+    let mut calls = background(&mut rng, 0.0, 1800.0, 5.0);
+    for i in 0..1200 {
+        let mut c = Call::signed(
+            i as f64 * 1.5,
+            format!("bg-tdm-{i}"),
+            "legacy-foxtrot",
+            3,
+            "-",
+        );
+        c.origid = None;
+        c.attest = Attest::None;
+        c.orig = rng.number();
+        c.dest = rng.number();
+        calls.push(c);
+    }
+    let events = run(&calls);
+    assert!(events.is_empty(), "{events:#?}");
+}
