@@ -59,6 +59,10 @@ enum Command {
         /// writes a store, so investigating a capture cannot pollute the production one.
         #[arg(long)]
         store: Option<PathBuf>,
+        /// DetectionEvents output (JSON lines): a path or "-" for stdout; overrides
+        /// output.detections.
+        #[arg(long)]
+        detections: Option<String>,
     },
     /// Verify the STIR/SHAKEN Identity of INVITEs: raw SIP message files, "-" (stdin), or
     /// pcap/pcapng captures. One JSON object per INVITE on stdout.
@@ -374,6 +378,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             summary_json,
             metrics_out,
             store,
+            detections,
         } => {
             let mut cfg = config::load::load_or_default(config.as_deref())
                 .context("loading configuration")?;
@@ -385,6 +390,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             let stop = stop_flag()?;
             let mut opts = RunOptions::new(stop);
             opts.records_out = out;
+            opts.detections_out = detections;
             opts.progress = !quiet && std::io::stderr().is_terminal();
             let metrics = opts.metrics.clone();
             let summary = pipeline::run(&cfg, Input::Files(files), opts).context("replay")?;

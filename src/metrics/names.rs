@@ -28,3 +28,7 @@ pub const CERT_CACHE_HITS_TOTAL: &str = "shaken_sensor_cert_cache_hits_total";
 pub const CERT_CACHE_MISSES_TOTAL: &str = "shaken_sensor_cert_cache_misses_total";
 pub const CERT_FETCH_ERRORS_TOTAL: &str = "shaken_sensor_cert_fetch_errors_total";
 pub const STORE: &str = "shaken_sensor_traceback_store";
+pub const DETECTIONS_TOTAL: &str = "shaken_sensor_detections_total";
+pub const DETECT_DROPPED_TOTAL: &str = "shaken_sensor_detect_dropped_total";
+pub const DETECT_KEYS: &str = "shaken_sensor_detect_keys";
+pub const DETECT_KEY_EVICTIONS_TOTAL: &str = "shaken_sensor_detect_key_evictions_total";

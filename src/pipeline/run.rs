@@ -2,6 +2,7 @@
 //! order: capture stops → workers close their calls → the sink writes the last record.
 
 use super::capture_thread::CaptureThread;
+use super::detection::Detection;
 use super::dispatch::{Backpressure, Dispatcher};
 use super::messages::WorkerMsg;
 use super::summary::Summary;
@@ -58,6 +59,8 @@ pub struct RunOptions {
     pub stop: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
+    /// Overrides `output.detections` (a path, "-" or "").
+    pub detections_out: Option<String>,
 }
 
 impl RunOptions {
@@ -68,6 +71,7 @@ impl RunOptions {
             stop,
             metrics: Arc::new(Metrics::new()),
             clock: Arc::new(SystemClock),
+            detections_out: None,
         }
     }
 }
@@ -214,6 +218,22 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
         max_header_line: cfg.sip.max_header_line,
     };
     let dialog_limits = DialogLimits::for_worker(&cfg.dialog, n);
+    // Campaign detection: shard threads fed by the workers, events to their own sink.
+    let detection = if cfg.detect.enabled {
+        let path = opts
+            .detections_out
+            .clone()
+            .unwrap_or_else(|| cfg.output.detections.clone());
+        Some(Detection::start(
+            &cfg.detect,
+            &path,
+            sensor_id.clone(),
+            metrics.clone(),
+            !live,
+        )?)
+    } else {
+        None
+    };
     let mut worker_txs = Vec::with_capacity(n);
     let mut workers = Vec::with_capacity(n);
     for id in 0..n {
@@ -229,6 +249,7 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
             peers.clone(),
             sensor_id.clone(),
         );
+        let detect = detection.as_ref().map(|d| d.feed.clone());
         let verification = shaken.as_ref().map(|svc| {
             let (tx, rx) = bounded::<String>(pending_per_worker);
             (
@@ -253,6 +274,7 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
                 limits,
                 metrics,
                 verification,
+                detect,
             }
             .run()
         })?);
@@ -316,6 +338,11 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
     }
     if let Some(svc) = &shaken {
         publish_cache_stats(svc, &metrics, &cache_published);
+    }
+    if let Some(d) = detection {
+        if let Err(e) = d.finish() {
+            failed = Some(e);
+        }
     }
     match sink.join() {
         Ok(r) => r?,

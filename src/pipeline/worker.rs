@@ -5,6 +5,8 @@
 use super::messages::{Batch, WorkerMsg};
 use super::verification::Verification;
 use crate::clock::Timestamp;
+use crate::detect::features::{CallEnd, CallStart};
+use crate::detect::feed::DetectFeed;
 use crate::dialog::call::Seen;
 use crate::dialog::table::{DialogStats, DialogTable};
 use crate::metrics::Metrics;
@@ -82,6 +84,42 @@ pub struct Worker {
     pub metrics: Arc<Metrics>,
     /// STIR/SHAKEN for this worker's calls, with the channel its fetch notifications arrive on.
     pub verification: Option<(Verification, Receiver<String>)>,
+    /// Call features for the campaign detectors (None when detection is off).
+    pub detect: Option<DetectFeed>,
+}
+
+/// Hands the detectors what this round produced: starts of calls whose verdict landed late,
+/// and the end of every finished call (with its start too when it was never announced).
+fn feed_detect(
+    detect: &mut Option<DetectFeed>,
+    table: &mut DialogTable,
+    verification: &mut Option<Verification>,
+    out: &[CallRecord],
+    now: Timestamp,
+) {
+    let Some(feed) = detect.as_mut() else {
+        if let Some(v) = verification.as_mut() {
+            v.landed.clear();
+            v.late.clear();
+        }
+        return;
+    };
+    let mut late = Vec::new();
+    if let Some(v) = verification.as_mut() {
+        for id in v.landed.drain(..) {
+            if let Some(s) = table.detect_start(&id, true) {
+                feed.start(s);
+            }
+        }
+        late = std::mem::take(&mut v.late);
+    }
+    for r in out {
+        if late.iter().any(|id| **id == *r.call_id.as_bytes()) {
+            feed.start(CallStart::from_record(r));
+        }
+        feed.end(CallEnd::from_record(r));
+    }
+    feed.flush(now);
 }
 
 struct Published {
@@ -168,6 +206,14 @@ impl Worker {
                                 if let (true, Some(v)) = (created, verification.as_mut()) {
                                     v.start(&msg, item.ts.as_secs(), &mut self.table);
                                 }
+                                if let (true, Some(d)) = (created, self.detect.as_mut()) {
+                                    let need_verdict = verification.is_some();
+                                    if let Some(s) =
+                                        self.table.detect_start(msg.call_id, need_verdict)
+                                    {
+                                        d.start(s);
+                                    }
+                                }
                             }
                             Err(e) => self
                                 .metrics
@@ -224,6 +270,13 @@ impl Worker {
                     v.expire(true, &mut self.table, &mut out);
                 }
             }
+            feed_detect(
+                &mut self.detect,
+                &mut self.table,
+                &mut verification,
+                &out,
+                now,
+            );
             for r in out.drain(..) {
                 send(r);
             }
