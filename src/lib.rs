@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod peers;
 pub mod pipeline;
 pub mod record;
+pub mod scenario;
 pub mod shaken;
 pub mod sip;
 pub mod traceback;
