@@ -93,6 +93,9 @@ pub struct OpenEvent {
     pub last_emit: Timestamp,
     pub last_hold: Timestamp,
     pub hit: Hit,
+    /// The rule's sample calls when it last held (a closing event must not report calls that
+    /// came after the campaign, when the rule no longer held).
+    pub samples: Vec<std::sync::Arc<str>>,
 }
 
 fn ratio(a: u32, b: u32) -> f64 {
