@@ -59,11 +59,13 @@ impl Rule {
         }
     }
 
-    /// The key kinds a rule watches. A peer carries everyone's traffic, so share-based rules
-    /// would be diluted there; only the unsigned burst is judged per peer.
+    /// The key kinds a rule watches. A peer carries everyone's traffic: share rules would be
+    /// diluted there, and a burst judged per peer cannot tell its own calls from the peer's
+    /// steady unsigned background (its samples would name background calls), so the unsigned
+    /// burst is judged per fingerprint, where the flood's own setup shows.
     pub fn applies(self, kind: KeyKind) -> bool {
         match self {
-            Rule::UnsignedFlood => matches!(kind, KeyKind::Fingerprint | KeyKind::Peer),
+            Rule::UnsignedFlood => kind == KeyKind::Fingerprint,
             Rule::OrigidCallerChurn => matches!(kind, KeyKind::Fingerprint | KeyKind::Origid),
             _ => kind != KeyKind::Peer,
         }
