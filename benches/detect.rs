@@ -7,7 +7,9 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use shaken_sensor::clock::Timestamp;
 use shaken_sensor::config::DetectConfig;
 use shaken_sensor::detect::engine::Engine;
-use shaken_sensor::detect::features::{Attest, CallEnd, CallKeys, CallStart, Verstat};
+use shaken_sensor::detect::features::{
+    Attest, CallEnd, CallIdStr, CallKeys, CallStart, OrigidStr, SpcStr, Verstat,
+};
 use shaken_sensor::detect::feed::{DetectFeed, DetectMsg};
 use shaken_sensor::sip::tn::canonicalize;
 use std::sync::atomic::AtomicU64;
@@ -34,24 +36,24 @@ fn stream() -> Vec<(CallStart, CallEnd)> {
             let keys = CallKeys {
                 fingerprint: origid * 50 + next() % 50,
                 peer: peers[(origid % 4) as usize].clone(),
-                origid: Some(format!("origid-{origid}").into_boxed_str()),
+                origid: Some(OrigidStr::new(&format!("origid-{origid}"))),
                 orig_tn: canonicalize(
                     format!("1{}", 2_000_000_000 + next() % 5_000_000).as_bytes(),
                 ),
             };
-            let call_id: Arc<str> = Arc::from(format!("{i}@bench").as_str());
+            let call_id = CallIdStr::new(&format!("{i}@bench"));
             let dest =
                 canonicalize(format!("1{}", 3_000_000_000 + next() % 7_000_000_000).as_bytes());
             let answered = next() % 100 < 55;
             let start = CallStart {
                 at,
-                call_id: call_id.clone(),
+                call_id,
                 keys: keys.clone(),
                 ocn: None,
                 dest_tn: dest,
                 attest: Attest::A,
                 verstat: Verstat::Passed,
-                spc: Some("111A".into()),
+                spc: Some(SpcStr::new("111A")),
                 unsigned: false,
                 replayed: false,
                 verify_failed: false,

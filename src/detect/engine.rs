@@ -187,11 +187,13 @@ impl Engine {
             let peer = &s.keys.peer;
             st.peers
                 .add_with(peer, |(p, _), q| p == q, || (peer.clone(), s.ocn.clone()));
-            if let Some(o) = s.keys.origid.as_deref() {
-                st.origids.add_with(o, |a, b| &**a == b, || Box::from(o));
+            if let Some(o) = s.keys.origid.as_ref() {
+                st.origids
+                    .add_with(o.as_str(), |a, b| a.as_str() == b, || *o);
             }
-            if let Some(spc) = s.spc.as_deref() {
-                st.spcs.add_with(spc, |a, b| &**a == b, || Box::from(spc));
+            if let Some(spc) = s.spc.as_ref() {
+                st.spcs
+                    .add_with(spc.as_str(), |a, b| a.as_str() == b, || *spc);
             }
             st.fingerprints.add(s.keys.fingerprint);
             let id = &s.call_id;

@@ -4,7 +4,9 @@
 //! background never fire; memory stays bounded with 1,000,000 distinct caller IDs.
 
 use super::engine::Engine;
-use super::features::{Attest, CallEnd, CallKeys, CallStart, KeyKind, Verstat};
+use super::features::{
+    Attest, CallEnd, CallIdStr, CallKeys, CallStart, KeyKind, OrigidStr, SpcStr, Verstat,
+};
 use crate::clock::Timestamp;
 use crate::config::DetectConfig;
 use crate::record::{DetectionEvent, DetectionState};
@@ -91,7 +93,7 @@ impl Call {
         CallKeys {
             fingerprint: self.fingerprint,
             peer: Arc::from(self.peer),
-            origid: self.origid.map(Box::from),
+            origid: self.origid.map(OrigidStr::new),
             orig_tn: Some(tn(&self.orig)),
         }
     }
@@ -99,7 +101,7 @@ impl Call {
     fn start(&self) -> CallStart {
         CallStart {
             at: ts(self.at),
-            call_id: Arc::from(self.id.as_str()),
+            call_id: CallIdStr::new(&self.id),
             keys: self.keys(),
             ocn: Some(Arc::from("1111")),
             dest_tn: Some(tn(&self.dest)),
@@ -109,7 +111,7 @@ impl Call {
             } else {
                 Verstat::NoValidation
             },
-            spc: self.origid.map(|_| Box::from("111A")),
+            spc: self.origid.map(|_| SpcStr::new("111A")),
             unsigned: self.origid.is_none(),
             replayed: self.replayed,
             verify_failed: false,
@@ -123,7 +125,7 @@ impl Call {
     fn end(&self) -> CallEnd {
         CallEnd {
             at: ts(self.end_at()),
-            call_id: Arc::from(self.id.as_str()),
+            call_id: CallIdStr::new(&self.id),
             keys: self.keys(),
             answered: self.answered.is_some(),
             cancelled: self.cancelled,

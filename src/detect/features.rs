@@ -10,6 +10,70 @@ use crate::record::{CallRecord, ShakenResult};
 use crate::sip::tn::{canonicalize, Tn};
 use std::sync::Arc;
 
+/// A short string kept inline (no heap allocation per call: features cross threads by the
+/// hundred thousand per second, and a cross-thread free is the costliest part of a message).
+/// Longer input is cut at a character boundary.
+#[derive(Clone, Copy)]
+pub struct InlineStr<const N: usize> {
+    len: u16,
+    buf: [u8; N],
+}
+
+impl<const N: usize> InlineStr<N> {
+    pub fn new(s: &str) -> Self {
+        let mut end = s.len().min(N);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut buf = [0u8; N];
+        buf[..end].copy_from_slice(&s.as_bytes()[..end]);
+        InlineStr {
+            len: end as u16,
+            buf,
+        }
+    }
+
+    /// Bytes as seen on the wire; invalid UTF-8 is replaced (as in the records).
+    pub fn from_bytes(b: &[u8]) -> Self {
+        match std::str::from_utf8(b) {
+            Ok(s) => Self::new(s),
+            Err(_) => Self::new(&String::from_utf8_lossy(b)),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ever filled from a &str cut at a char boundary.
+        std::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl<const N: usize> PartialEq for InlineStr<N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl<const N: usize> Eq for InlineStr<N> {}
+
+impl<const N: usize> std::ops::Deref for InlineStr<N> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for InlineStr<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// A Call-ID as sampled in events (longer ones are cut).
+pub type CallIdStr = InlineStr<128>;
+/// An origid (a UUID: 36 characters).
+pub type OrigidStr = InlineStr<64>;
+pub type SpcStr = InlineStr<16>;
+
 /// The kinds of key a detector keeps windows for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KeyKind {
@@ -89,7 +153,7 @@ impl Verstat {
 pub struct CallKeys {
     pub fingerprint: u64,
     pub peer: Arc<str>,
-    pub origid: Option<Box<str>>,
+    pub origid: Option<OrigidStr>,
     pub orig_tn: Option<Tn>,
 }
 
@@ -99,7 +163,7 @@ impl CallKeys {
         match kind {
             KeyKind::Fingerprint => Some(fingerprint_hex(self.fingerprint)),
             KeyKind::Peer => Some(self.peer.to_string()),
-            KeyKind::Origid => self.origid.as_deref().map(str::to_string),
+            KeyKind::Origid => self.origid.as_ref().map(|o| o.to_string()),
             KeyKind::OrigTn => self.orig_tn.map(|t| t.to_string()),
         }
     }
@@ -109,13 +173,13 @@ impl CallKeys {
 #[derive(Clone, Debug)]
 pub struct CallStart {
     pub at: Timestamp,
-    pub call_id: Arc<str>,
+    pub call_id: CallIdStr,
     pub keys: CallKeys,
     pub ocn: Option<Arc<str>>,
     pub dest_tn: Option<Tn>,
     pub attest: Attest,
     pub verstat: Verstat,
-    pub spc: Option<Box<str>>,
+    pub spc: Option<SpcStr>,
     /// The INVITE carried no Identity header.
     pub unsigned: bool,
     /// The same PASSporT was seen on another call (the verifier's flag).
@@ -128,7 +192,7 @@ pub struct CallStart {
 #[derive(Clone, Debug)]
 pub struct CallEnd {
     pub at: Timestamp,
-    pub call_id: Arc<str>,
+    pub call_id: CallIdStr,
     pub keys: CallKeys,
     pub answered: bool,
     pub cancelled: bool,
@@ -142,7 +206,7 @@ pub struct CallEnd {
 #[allow(clippy::too_many_arguments)]
 pub fn start_from_parts(
     at: Timestamp,
-    call_id: Arc<str>,
+    call_id: CallIdStr,
     fingerprint: u64,
     peer: Arc<str>,
     ocn: Option<Arc<str>>,
@@ -156,14 +220,14 @@ pub fn start_from_parts(
         keys: CallKeys {
             fingerprint,
             peer,
-            origid: shaken.origid.as_deref().map(Box::from),
+            origid: shaken.origid.as_deref().map(OrigidStr::new),
             orig_tn,
         },
         ocn,
         dest_tn,
         attest: Attest::parse(shaken.attest.as_deref()),
         verstat: Verstat::parse(shaken.verstat.as_deref()),
-        spc: shaken.spc.as_deref().map(Box::from),
+        spc: shaken.spc.as_deref().map(SpcStr::new),
         unsigned: shaken.identity_headers == 0,
         replayed: shaken.replayed,
         verify_failed: shaken.code.is_some_and(|c| c != 436),
@@ -178,7 +242,7 @@ fn keys_of(r: &CallRecord) -> CallKeys {
             .and_then(|h| u64::from_str_radix(h, 16).ok())
             .unwrap_or(0),
         peer: r.upstream.peer.clone(),
-        origid: r.shaken.origid.as_deref().map(Box::from),
+        origid: r.shaken.origid.as_deref().map(OrigidStr::new),
         orig_tn: r
             .orig_tn
             .as_deref()
@@ -192,7 +256,7 @@ impl CallStart {
         let keys = keys_of(r);
         start_from_parts(
             r.observed_at,
-            Arc::from(r.call_id.as_str()),
+            CallIdStr::new(&r.call_id),
             keys.fingerprint,
             keys.peer,
             r.upstream.ocn.clone(),
@@ -209,7 +273,7 @@ impl CallEnd {
     pub fn from_record(r: &CallRecord) -> CallEnd {
         CallEnd {
             at: r.dialog.ended_at,
-            call_id: Arc::from(r.call_id.as_str()),
+            call_id: CallIdStr::new(&r.call_id),
             keys: keys_of(r),
             answered: r.dialog.answered,
             cancelled: r.dialog.cancelled,

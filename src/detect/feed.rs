@@ -8,11 +8,10 @@ use super::features::{CallEnd, CallKeys, CallStart, KEY_KINDS};
 use crate::clock::Timestamp;
 use crossbeam_channel::{Sender, TrySendError};
 use prometheus::IntCounter;
-use std::sync::Arc;
 
 pub enum DetectMsg {
-    Start(Arc<CallStart>),
-    End(Arc<CallEnd>),
+    Start(CallStart),
+    End(CallEnd),
     /// Stream time moved on (so quiet detections close without new calls).
     Tick(Timestamp),
 }
@@ -65,8 +64,11 @@ impl DetectFeed {
     }
 
     pub fn start(&mut self, s: CallStart) {
+        if self.pending.len() == 1 {
+            self.pending[0].push(DetectMsg::Start(s));
+            return;
+        }
         let mask = self.shards_of(&s.keys);
-        let s = Arc::new(s);
         for (i, p) in self.pending.iter_mut().enumerate() {
             if mask & (1 << i) != 0 {
                 p.push(DetectMsg::Start(s.clone()));
@@ -75,8 +77,11 @@ impl DetectFeed {
     }
 
     pub fn end(&mut self, e: CallEnd) {
+        if self.pending.len() == 1 {
+            self.pending[0].push(DetectMsg::End(e));
+            return;
+        }
         let mask = self.shards_of(&e.keys);
-        let e = Arc::new(e);
         for (i, p) in self.pending.iter_mut().enumerate() {
             if mask & (1 << i) != 0 {
                 p.push(DetectMsg::End(e.clone()));

@@ -6,7 +6,7 @@
 //! detection are spared while others can go. Memory is bounded by the caps whatever the input.
 
 use super::cms::CountMin;
-use super::features::KeyKind;
+use super::features::{KeyKind, OrigidStr, SpcStr};
 use super::rules::{OpenEvent, RULE_COUNT};
 use super::space_saving::SpaceSaving;
 use super::window::{Window, WindowSpan, SPANS};
@@ -38,8 +38,8 @@ pub struct KeyState {
     pub last_dest: Option<u64>,
     pub samples: [VecDeque<Arc<str>>; RULE_COUNT],
     pub peers: SpaceSaving<PeerItem>,
-    pub origids: SpaceSaving<Box<str>>,
-    pub spcs: SpaceSaving<Box<str>>,
+    pub origids: SpaceSaving<OrigidStr>,
+    pub spcs: SpaceSaving<SpcStr>,
     pub fingerprints: SpaceSaving<u64>,
     pub open: [Option<OpenEvent>; RULE_COUNT],
     pub last_eval: Timestamp,
@@ -78,15 +78,14 @@ impl KeyState {
         self.last_seen = self.last_seen.max(now);
     }
 
-    pub fn sample(&mut self, rule: usize, call_id: &Arc<str>) {
+    /// Remembers a call that matched `rule` (a call reaches a rule's ring once: starts and
+    /// ends feed different rules).
+    pub fn sample(&mut self, rule: usize, call_id: &str) {
         let ring = &mut self.samples[rule];
-        if ring.iter().any(|c| c == call_id) {
-            return;
-        }
         if ring.len() >= SAMPLES {
             ring.pop_front();
         }
-        ring.push_back(call_id.clone());
+        ring.push_back(Arc::from(call_id));
     }
 
     fn weight(&self) -> u64 {

@@ -180,7 +180,7 @@ impl Call {
         };
         Some(features::start_from_parts(
             self.invite.ts,
-            Arc::from(record::lossy(call_id, 256).as_str()),
+            features::CallIdStr::from_bytes(call_id),
             self.fingerprint(),
             self.peer.name.clone(),
             self.peer.ocn.clone(),
