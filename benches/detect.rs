@@ -93,7 +93,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let (tx, rx) = crossbeam_channel::bounded::<Vec<DetectMsg>>(1 << 16);
             let counter = prometheus::IntCounter::new("x", "x").unwrap();
-            let mut feed = DetectFeed::new(vec![tx], true, counter);
+            let mut feed = DetectFeed::new(vec![tx], crossbeam_channel::never(), true, counter);
             for (i, (s, end)) in calls.iter().enumerate() {
                 feed.start(s.clone());
                 feed.end(end.clone());

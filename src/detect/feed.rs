@@ -6,7 +6,7 @@
 use super::engine::{key_hash, shard_of};
 use super::features::{CallEnd, CallKeys, CallStart, KEY_KINDS};
 use crate::clock::Timestamp;
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use prometheus::IntCounter;
 
 pub enum DetectMsg {
@@ -21,6 +21,9 @@ const TICK_US: i64 = 1_000_000;
 
 pub struct DetectFeed {
     txs: Vec<Sender<Vec<DetectMsg>>>,
+    /// Emptied batches coming back from the shards: a batch is allocated and freed by the
+    /// same thread (a free into another thread's malloc arena contends with its allocations).
+    recycled: Receiver<Vec<DetectMsg>>,
     pending: Vec<Vec<DetectMsg>>,
     wait: bool,
     dropped: IntCounter,
@@ -31,6 +34,7 @@ impl Clone for DetectFeed {
     fn clone(&self) -> Self {
         DetectFeed {
             txs: self.txs.clone(),
+            recycled: self.recycled.clone(),
             pending: self.txs.iter().map(|_| Vec::new()).collect(),
             wait: self.wait,
             dropped: self.dropped.clone(),
@@ -41,10 +45,17 @@ impl Clone for DetectFeed {
 
 impl DetectFeed {
     /// `wait`: replay semantics (block on a full queue) instead of live (drop and count).
-    pub fn new(txs: Vec<Sender<Vec<DetectMsg>>>, wait: bool, dropped: IntCounter) -> Self {
+    /// `recycled`: where shards return emptied batches (`crossbeam_channel::never()` if none).
+    pub fn new(
+        txs: Vec<Sender<Vec<DetectMsg>>>,
+        recycled: Receiver<Vec<DetectMsg>>,
+        wait: bool,
+        dropped: IntCounter,
+    ) -> Self {
         DetectFeed {
             pending: txs.iter().map(|_| Vec::new()).collect(),
             txs,
+            recycled,
             wait,
             dropped,
             last_tick: Timestamp::ZERO,
@@ -102,7 +113,8 @@ impl DetectFeed {
             if p.is_empty() {
                 continue;
             }
-            let batch = std::mem::take(p);
+            let fresh = self.recycled.try_recv().unwrap_or_default();
+            let batch = std::mem::replace(p, fresh);
             if self.wait {
                 let _ = tx.send(batch);
             } else if let Err(TrySendError::Full(b) | TrySendError::Disconnected(b)) =

@@ -90,21 +90,25 @@ pub fn spawn(
     wait: bool,
 ) -> std::io::Result<(DetectFeed, Shards)> {
     let ids = Arc::new(AtomicU64::new(0));
+    let (recycle_tx, recycle_rx) = bounded::<Vec<DetectMsg>>(64 * cfg.shards.max(1));
     let mut txs = Vec::new();
     let mut handles = Vec::new();
     for shard in 0..cfg.shards.max(1) {
         let (tx, rx) = bounded::<Vec<DetectMsg>>(cfg.queue_batches);
         txs.push(tx);
         let engine = Engine::new(cfg, shard, cfg.shards.max(1), sensor.clone(), ids.clone());
-        let (metrics, events) = (metrics.clone(), events.clone());
+        let (metrics, events, recycle) = (metrics.clone(), events.clone(), recycle_tx.clone());
         handles.push(
             thread::Builder::new()
                 .name(format!("detect-{shard}"))
-                .spawn(move || run_shard(engine, rx, events, metrics, wait))?,
+                .spawn(move || run_shard(engine, rx, recycle, events, metrics, wait))?,
         );
     }
     let dropped = metrics.detect_dropped.with_label_values(&["feature_queue"]);
-    Ok((DetectFeed::new(txs, wait, dropped), Shards { handles }))
+    Ok((
+        DetectFeed::new(txs, recycle_rx, wait, dropped),
+        Shards { handles },
+    ))
 }
 
 fn publish(engine: &Engine, m: &Metrics, published: &mut [u64; 4]) {
@@ -127,6 +131,7 @@ fn publish(engine: &Engine, m: &Metrics, published: &mut [u64; 4]) {
 fn run_shard(
     mut engine: Engine,
     rx: Receiver<Vec<DetectMsg>>,
+    recycle: Sender<Vec<DetectMsg>>,
     events: Sender<DetectionEvent>,
     metrics: Arc<Metrics>,
     wait: bool,
@@ -149,14 +154,16 @@ fn run_shard(
             }
         }
     };
-    for batch in rx.iter() {
-        for msg in batch {
+    for mut batch in rx.iter() {
+        for msg in batch.drain(..) {
             match msg {
                 DetectMsg::Start(s) => engine.on_start(&s),
                 DetectMsg::End(e) => engine.on_end(&e),
                 DetectMsg::Tick(t) => engine.tick(t),
             }
         }
+        // Back to the workers for reuse; when they have enough, it is freed here.
+        let _ = recycle.try_send(batch);
         if !engine.events().is_empty() {
             emit(&mut engine);
         }
