@@ -12,6 +12,7 @@ use super::rules::{self, Ctx, OpenEvent, Rule, RULES};
 use crate::clock::Timestamp;
 use crate::config::DetectConfig;
 use crate::record::{DetectionEvent, DetectionState};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -52,6 +53,9 @@ pub struct Engine {
     last_sweep: Timestamp,
     /// Events produced since the last `take_events`.
     out: Vec<DetectionEvent>,
+    /// Keys with an open detection (kind, hash): the quiet sweep looks only at these.
+    open_keys: HashSet<(usize, u64)>,
+    last_idle_drop: Timestamp,
 }
 
 impl Engine {
@@ -74,6 +78,8 @@ impl Engine {
             started: None,
             last_sweep: Timestamp::ZERO,
             out: Vec::new(),
+            open_keys: HashSet::new(),
+            last_idle_drop: Timestamp::ZERO,
         }
     }
 
@@ -131,6 +137,8 @@ impl Engine {
         let invalid = orig.and_then(|o| nanp::invalid_caller(&o)).is_some();
         let dest_num = s.dest_tn.as_ref().and_then(nanp::numeric);
         let max_step = self.cfg.rules.sequential_max_step;
+        // One allocation per call for the samples, shared by every key and rule it joins.
+        let mut shared_id: Option<Arc<str>> = None;
         for kind in KEY_KINDS {
             let Some(h) = key_hash(&s.keys, kind) else {
                 continue;
@@ -196,7 +204,6 @@ impl Engine {
                     .add_with(spc.as_str(), |a, b| a.as_str() == b, || *spc);
             }
             st.fingerprints.add(s.keys.fingerprint);
-            let id = &s.call_id;
             let signals = [
                 (Rule::NeighbourSpoofing, neighbour),
                 (Rule::OrigidCallerChurn, true),
@@ -207,6 +214,7 @@ impl Engine {
             ];
             for (rule, on) in signals {
                 if on && rule.applies(kind) {
+                    let id = shared_id.get_or_insert_with(|| Arc::from(s.call_id.as_str()));
                     st.sample(rule as usize, id);
                 }
             }
@@ -245,10 +253,10 @@ impl Engine {
                 c.duration_ms += e.duration_ms.unwrap_or(0);
             }
             if quick_cancel && Rule::OneRing.applies(kind) {
-                st.sample(Rule::OneRing as usize, &e.call_id);
+                st.sample(Rule::OneRing as usize, &Arc::from(e.call_id.as_str()));
             }
             if (short || !e.answered) && Rule::ShortCalls.applies(kind) {
-                st.sample(Rule::ShortCalls as usize, &e.call_id);
+                st.sample(Rule::ShortCalls as usize, &Arc::from(e.call_id.as_str()));
             }
             st.unevaluated += 1;
             self.maybe_evaluate(kind, h);
@@ -301,6 +309,7 @@ impl Engine {
                         None,
                     );
                     self.out.push(ev);
+                    self.open_keys.insert((kind as usize, hash));
                     st.open[i] = Some(OpenEvent {
                         id,
                         last_emit: at,
@@ -363,35 +372,45 @@ impl Engine {
         folded
     }
 
-    /// Closes detections quiet for `quiet_s` (all of them when `all`), drops idle keys.
+    /// Closes detections quiet for `quiet_s` (all of them when `all`); drops idle keys once a
+    /// minute of stream time.
     fn sweep(&mut self, all: bool) {
         let quiet_us = (self.cfg.quiet_s as i64).saturating_mul(1_000_000);
         let now = self.now;
-        for table in self.tables.iter_mut() {
-            for st in table.states_mut() {
-                for rule in RULES {
-                    let i = rule as usize;
-                    let due = st.open[i]
-                        .as_ref()
-                        .is_some_and(|o| all || now.0 - o.last_hold.0 >= quiet_us);
-                    if due {
-                        if let Some(o) = st.open[i].take() {
-                            let at = if all { now } else { o.last_hold.max(now) };
-                            self.out.push(events::build(
-                                &self.sensor,
-                                o.id,
-                                DetectionState::Closed,
-                                rule,
-                                st,
-                                &o.hit,
-                                at,
-                                Some(&o.samples),
-                            ));
-                        }
-                    }
+        let keys: Vec<(usize, u64)> = self.open_keys.iter().copied().collect();
+        for (kind, hash) in keys {
+            let Some(st) = self.tables[kind].get_mut(hash) else {
+                self.open_keys.remove(&(kind, hash));
+                continue;
+            };
+            for rule in RULES {
+                let i = rule as usize;
+                let due = st.open[i]
+                    .as_ref()
+                    .is_some_and(|o| all || now.0 - o.last_hold.0 >= quiet_us);
+                if !due {
+                    continue;
+                }
+                if let Some(o) = st.open[i].take() {
+                    self.out.push(events::build(
+                        &self.sensor,
+                        o.id,
+                        DetectionState::Closed,
+                        rule,
+                        st,
+                        &o.hit,
+                        now,
+                        Some(&o.samples),
+                    ));
                 }
             }
-            if !all {
+            if !st.has_open() {
+                self.open_keys.remove(&(kind, hash));
+            }
+        }
+        if !all && now.0 - self.last_idle_drop.0 >= 60_000_000 {
+            self.last_idle_drop = now;
+            for table in self.tables.iter_mut() {
                 table.drop_idle(now);
             }
         }
@@ -399,6 +418,7 @@ impl Engine {
 
     fn close_evicted(&mut self, evicted: Vec<KeyState>) {
         for mut st in evicted {
+            self.open_keys.remove(&(st.kind as usize, st.hash));
             for rule in RULES {
                 if let Some(o) = st.open[rule as usize].take() {
                     self.out.push(events::build(

@@ -80,12 +80,12 @@ impl KeyState {
 
     /// Remembers a call that matched `rule` (a call reaches a rule's ring once: starts and
     /// ends feed different rules).
-    pub fn sample(&mut self, rule: usize, call_id: &str) {
+    pub fn sample(&mut self, rule: usize, call_id: &Arc<str>) {
         let ring = &mut self.samples[rule];
         if ring.len() >= SAMPLES {
             ring.pop_front();
         }
-        ring.push_back(Arc::from(call_id));
+        ring.push_back(call_id.clone());
     }
 
     fn weight(&self) -> u64 {

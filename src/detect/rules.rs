@@ -174,16 +174,17 @@ fn check_view(
             if c.calls < r.churn_min_callers {
                 return None;
             }
-            let distinct = v.distinct_orig();
-            let churn = distinct as f64 / f64::from(c.calls);
-            if distinct < u64::from(r.churn_min_callers) || churn < r.churn_min_ratio {
-                return None;
-            }
             // Behind an origid, one setup (fingerprint) must carry the calls: an origid shared
-            // by many PBXs and phones is a carrier's, not a dialer's.
+            // by many PBXs and phones is a carrier's, not a dialer's. (Checked before the
+            // distinct count, which costs a pass over the sketches.)
             let top = st.fingerprints.top().first().map_or(0, |f| f.count);
             let concentration = top as f64 / st.fingerprints.total().max(1) as f64;
             if st.kind == KeyKind::Origid && concentration < r.churn_min_fingerprint_share {
+                return None;
+            }
+            let distinct = v.distinct_orig();
+            let churn = distinct as f64 / f64::from(c.calls);
+            if distinct < u64::from(r.churn_min_callers) || churn < r.churn_min_ratio {
                 return None;
             }
             Some(vec![
