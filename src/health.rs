@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 pub const CAPTURE: &str = "capture";
 pub const SINK_JSONL: &str = "sink_jsonl";
 pub const TRACEBACK_STORE: &str = "traceback_store";
+pub const PUSH: &str = "push";
 
 /// One component's state. Cheap to update from its own thread.
 #[derive(Debug)]

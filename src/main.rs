@@ -66,6 +66,10 @@ enum Command {
         /// After the replay, keep serving --http until SIGINT/SIGTERM (to inspect the metrics).
         #[arg(long, requires = "http")]
         hold: bool,
+        /// DetectionEvents output (JSON lines): a path or "-" for stdout; overrides
+        /// output.detections.
+        #[arg(long)]
+        detections: Option<String>,
     },
     /// Verify the STIR/SHAKEN Identity of INVITEs: raw SIP message files, "-" (stdin), or
     /// pcap/pcapng captures. One JSON object per INVITE on stdout.
@@ -107,11 +111,51 @@ enum Command {
         #[arg(long = "window-s")]
         window_s: Option<String>,
     },
+    /// Write a labelled scenario (scenario.pcap, labels.jsonl, campaigns.json, sensor.toml,
+    /// certs/) for evaluating campaign detection. Needs the openssl CLI (it makes the PKI).
+    Scenario {
+        #[arg(long)]
+        out: PathBuf,
+        /// small: 15,000 background calls over 15 min, the 8 campaign kinds; full: 200,000
+        /// over an hour and 16 campaigns (two of each kind).
+        #[arg(long, value_enum, default_value = "small")]
+        scale: ScaleArg,
+        /// Background calls (default: the scale's).
+        #[arg(long)]
+        background: Option<u32>,
+        /// Capture time, seconds (default: the scale's).
+        #[arg(long = "duration-s")]
+        duration_s: Option<u32>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Capture start, Unix seconds.
+        #[arg(long, default_value_t = 1_795_000_000)]
+        start: i64,
+    },
+    /// Score DetectionEvents (from `replay --detections`) against a scenario's labels; exits
+    /// 1 when a campaign is missed, late, on the wrong peer, or an event fires on background.
+    Evaluate {
+        #[arg(long)]
+        scenario: PathBuf,
+        #[arg(long)]
+        detections: PathBuf,
+        /// Print the evaluation as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[arg(long = "max-latency-s", default_value_t = 60.0)]
+        max_latency_s: f64,
+    },
     /// Validate a configuration file: prints "ok", or the error and exits with status 2.
     CheckConfig {
         #[arg(long, short, default_value = "/etc/shaken-sensor/sensor.toml")]
         config: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ScaleArg {
+    Small,
+    Full,
 }
 
 fn init_logging(cfg: &Config) {
@@ -333,6 +377,48 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 .context("verify")?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Scenario {
+            out,
+            scale,
+            background,
+            duration_s,
+            seed,
+            start,
+        } => {
+            use shaken_sensor::scenario::{generate, plan::Scale};
+            let scale = match scale {
+                ScaleArg::Small => Scale::Small,
+                ScaleArg::Full => Scale::Full,
+            };
+            let mut o = generate::ScenarioOptions::for_scale(out, scale);
+            o.background = background.unwrap_or(o.background);
+            o.duration_s = duration_s.unwrap_or(o.duration_s);
+            o.seed = seed;
+            o.start_unix = start;
+            let summary = generate::generate(&o).context("scenario")?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Evaluate {
+            scenario,
+            detections,
+            json,
+            max_latency_s,
+        } => {
+            let e =
+                shaken_sensor::scenario::evaluate::evaluate(&scenario, &detections, max_latency_s)
+                    .context("evaluate")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&e)?);
+            } else {
+                print!("{}", e.to_text());
+            }
+            Ok(if e.passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Replay {
             files,
             config,
@@ -343,6 +429,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             store,
             http,
             hold,
+            detections,
         } => {
             let mut cfg = config::load::load_or_default(config.as_deref())
                 .context("loading configuration")?;
@@ -354,6 +441,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             let stop = stop_flag()?;
             let mut opts = RunOptions::new(stop.clone());
             opts.records_out = out;
+            opts.detections_out = detections;
             opts.progress = !quiet && std::io::stderr().is_terminal();
             let metrics = opts.metrics.clone();
             // The server has its own stop flag: a replay that ends must not end it under --hold.

@@ -140,6 +140,95 @@ pub struct SdpTraits {
     pub codecs: Vec<String>,
 }
 
+pub const DETECTION_SCHEMA: &str = "shaken-sensor/detection/v1";
+
+/// A campaign detection (DESIGN §5 and the detection contract): opened when a rule first fires
+/// on a key, updated while it holds, closed when quiet. Every time is capture time in replay.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct DetectionEvent {
+    pub schema: &'static str,
+    /// Unique per event (detection, state, time): the collector deduplicates on it.
+    pub record_id: String,
+    pub detection_id: String,
+    pub state: DetectionState,
+    pub rule: &'static str,
+    pub severity: Severity,
+    pub key: DetectionKey,
+    /// The key's fingerprint, or the one most of its calls carry.
+    pub fingerprint: Option<String>,
+    pub window: &'static str,
+    /// First call of the window that made the rule fire.
+    #[serde(serialize_with = "rfc3339")]
+    pub first_seen: Timestamp,
+    /// Capture time of the call that made this event (for "opened": the moment of detection).
+    #[serde(serialize_with = "rfc3339")]
+    pub last_seen: Timestamp,
+    pub calls: u64,
+    pub distinct_dest: u64,
+    pub distinct_orig: u64,
+    pub attest_mix: AttestMix,
+    /// verstat → calls (only verstats seen; "none" when verification did not run).
+    pub verstat_mix: std::collections::BTreeMap<&'static str, u64>,
+    /// Upstream peers, most calls first.
+    pub peers: Vec<PeerCalls>,
+    pub origids: Vec<String>,
+    pub spcs: Vec<String>,
+    /// Up to 20 Call-IDs of calls that matched the rule.
+    pub sample_call_ids: Vec<String>,
+    /// The signals that crossed their thresholds, with their values.
+    pub evidence: std::collections::BTreeMap<&'static str, f64>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectionState {
+    Opened,
+    Updated,
+    Closed,
+}
+
+impl DetectionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DetectionState::Opened => "opened",
+            DetectionState::Updated => "updated",
+            DetectionState::Closed => "closed",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct DetectionKey {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct AttestMix {
+    #[serde(rename = "A")]
+    pub a: u64,
+    #[serde(rename = "B")]
+    pub b: u64,
+    #[serde(rename = "C")]
+    pub c: u64,
+    pub none: u64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct PeerCalls {
+    pub peer: String,
+    pub ocn: Option<String>,
+    pub calls: u64,
+}
+
 fn rfc3339<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
     let mut buf = [0u8; crate::clock::RFC3339_LEN];
     s.serialize_str(t.format_rfc3339(&mut buf))

@@ -247,6 +247,7 @@ impl Config {
             ));
         }
         self.validate_push(label)?;
+        self.validate_detect(label)?;
         let mut names = std::collections::HashSet::new();
         for (i, p) in self.peers.iter().enumerate() {
             if p.name.trim().is_empty() || p.name == crate::peers::UNKNOWN_PEER {
@@ -276,6 +277,134 @@ impl Config {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The `[detect]` section: ranges of the engine's caps and of every rule threshold.
+    fn validate_detect(&self, label: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, problem: String| ConfigError::Invalid {
+            path: label.to_string(),
+            key: format!("detect.{key}"),
+            problem,
+        };
+        let range = |key: &str, v: u64, lo: u64, hi: u64| {
+            if v < lo || v > hi {
+                Err(bad(key, format!("must be between {lo} and {hi}, got {v}")))
+            } else {
+                Ok(())
+            }
+        };
+        let share = |key: &str, v: f64| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(bad(
+                    key,
+                    format!("must be a share between 0 and 1, got {v}"),
+                ))
+            }
+        };
+        let d = &self.detect;
+        range("shards", d.shards as u64, 1, 64)?;
+        range("queue_batches", d.queue_batches as u64, 1, 1 << 20)?;
+        range("max_keys", d.max_keys as u64, 16, 1 << 22)?;
+        range("sketch_width", d.sketch_width as u64, 1024, 1 << 24)?;
+        range("promote_calls", d.promote_calls.into(), 1, 1000)?;
+        range("update_s", d.update_s, 1, 86_400)?;
+        range("quiet_s", d.quiet_s, 1, 86_400)?;
+        range("warmup_s", d.warmup_s, 0, 86_400)?;
+        let r = &d.rules;
+        range(
+            "rules.neighbour_min_calls",
+            r.neighbour_min_calls.into(),
+            1,
+            1 << 20,
+        )?;
+        share("rules.neighbour_min_share", r.neighbour_min_share)?;
+        share(
+            "rules.neighbour_min_caller_churn",
+            r.neighbour_min_caller_churn,
+        )?;
+        range(
+            "rules.churn_min_callers",
+            r.churn_min_callers.into(),
+            2,
+            1 << 20,
+        )?;
+        share("rules.churn_min_ratio", r.churn_min_ratio)?;
+        share(
+            "rules.churn_min_fingerprint_share",
+            r.churn_min_fingerprint_share,
+        )?;
+        range(
+            "rules.unsigned_min_calls",
+            r.unsigned_min_calls.into(),
+            1,
+            1 << 20,
+        )?;
+        share("rules.unsigned_min_share", r.unsigned_min_share)?;
+        if !(1.0..=1000.0).contains(&r.unsigned_burst_factor) {
+            return Err(bad(
+                "rules.unsigned_burst_factor",
+                format!(
+                    "must be between 1 and 1000, got {}",
+                    r.unsigned_burst_factor
+                ),
+            ));
+        }
+        range(
+            "rules.invalid_min_calls",
+            r.invalid_min_calls.into(),
+            1,
+            1 << 20,
+        )?;
+        share("rules.invalid_min_share", r.invalid_min_share)?;
+        range(
+            "rules.sequential_min_calls",
+            r.sequential_min_calls.into(),
+            2,
+            1 << 20,
+        )?;
+        share("rules.sequential_min_share", r.sequential_min_share)?;
+        range(
+            "rules.sequential_max_step",
+            r.sequential_max_step,
+            1,
+            1_000_000,
+        )?;
+        range(
+            "rules.one_ring_min_calls",
+            r.one_ring_min_calls.into(),
+            1,
+            1 << 20,
+        )?;
+        share("rules.one_ring_min_share", r.one_ring_min_share)?;
+        range(
+            "rules.one_ring_max_ring_ms",
+            r.one_ring_max_ring_ms,
+            100,
+            60_000,
+        )?;
+        range(
+            "rules.short_min_calls",
+            r.short_min_calls.into(),
+            1,
+            1 << 20,
+        )?;
+        share("rules.short_max_asr", r.short_max_asr)?;
+        range(
+            "rules.short_max_duration_ms",
+            r.short_max_duration_ms,
+            100,
+            600_000,
+        )?;
+        share("rules.short_min_share", r.short_min_share)?;
+        range(
+            "rules.replayed_min_calls",
+            r.replayed_min_calls.into(),
+            1,
+            1 << 20,
+        )?;
         Ok(())
     }
 
@@ -432,6 +561,9 @@ mod tests {
             ("[push]\nenabled = true\nurl = \"https://c.example\"\n", "push.token"),
             ("[push]\nenabled = true\nurl = \"https://c.example\"\ntoken = \"t\"\nclient_cert_file = \"c.pem\"\n", "push.client_key_file"),
             ("[push]\nbackoff_initial_ms = 500\nbackoff_max_ms = 10\n", "push.backoff_max_ms"),
+            ("[detect]\nshards = 0\n", "detect.shards"),
+            ("[detect.rules]\nneighbour_min_share = 1.5\n", "detect.rules.neighbour_min_share"),
+            ("[detect.rules]\nunsigned_burst_factor = 0.5\n", "detect.rules.unsigned_burst_factor"),
         ];
         for (text, key) in cases {
             let msg = Config::from_toml(text, "f.toml").unwrap_err().to_string();

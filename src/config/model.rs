@@ -17,6 +17,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub push: PushConfig,
     pub peers: Vec<PeerConfig>,
+    pub detect: DetectConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -191,6 +192,8 @@ pub struct OutputConfig {
     pub records: String,
     /// Records queued for the writer before workers wait (replay) or drop and count (live).
     pub queue_records: usize,
+    /// DetectionEvents as JSON lines: a file path, "-" for stdout, "" for none.
+    pub detections: String,
 }
 
 impl Default for OutputConfig {
@@ -198,6 +201,7 @@ impl Default for OutputConfig {
         OutputConfig {
             records: "-".into(),
             queue_records: 4096,
+            detections: String::new(),
         }
     }
 }
@@ -419,6 +423,123 @@ impl Default for PushConfig {
             dead_letter_dir: "/var/lib/shaken-sensor/dead-letter".into(),
             dead_letter_max_mb: 1024,
             drain_timeout_s: 10,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    /// Run the campaign detectors (DESIGN §4).
+    pub enabled: bool,
+    /// Detector threads; each key (fingerprint, peer, origid, caller) belongs to one of them.
+    pub shards: usize,
+    /// Batches of call features queued per shard before workers drop and count (live) or wait
+    /// (replay).
+    pub queue_batches: usize,
+    /// Keys with full state (exact windows, samples) per key kind; beyond it the lightest key
+    /// is evicted (counted in shaken_sensor_detect_key_evictions_total).
+    pub max_keys: usize,
+    /// Count-Min sketch width (cells per row, 4 rows) per key kind, for admission.
+    pub sketch_width: usize,
+    /// Calls a key needs (Count-Min estimate, last one to two minutes) to earn full state.
+    pub promote_calls: u32,
+    /// An open detection is re-announced (state "updated") this often while its rule holds.
+    pub update_s: u64,
+    /// An open detection is closed once its rule has not held for this long.
+    pub quiet_s: u64,
+    /// Seconds of traffic before a key without history can count as a new burst.
+    pub warmup_s: u64,
+    pub rules: DetectRules,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            enabled: true,
+            shards: 1,
+            queue_batches: 1024,
+            max_keys: 2048,
+            sketch_width: 65_536,
+            promote_calls: 3,
+            update_s: 60,
+            quiet_s: 120,
+            warmup_s: 300,
+            rules: DetectRules::default(),
+        }
+    }
+}
+
+/// Thresholds of the detection rules. Every rule needs volume (a minimum of calls in a window)
+/// and a badness signal (a share of calls with a bad trait), so a legitimate bulk sender
+/// (stable, signed caller IDs, normal answer behaviour) never fires.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectRules {
+    /// neighbour_spoofing: calls in the window, share whose caller NPA-NXX is the callee's
+    /// (or caller = callee), and distinct callers per call (the caller ID rotates).
+    pub neighbour_min_calls: u32,
+    pub neighbour_min_share: f64,
+    pub neighbour_min_caller_churn: f64,
+    /// origid_caller_churn: distinct caller IDs within a minute behind one origid or signed
+    /// fingerprint, their ratio to calls, and (origid keys) the share of the origid's calls
+    /// that come from its main fingerprint (one dialer, not a carrier's many phones).
+    pub churn_min_callers: u32,
+    pub churn_min_ratio: f64,
+    pub churn_min_fingerprint_share: f64,
+    /// unsigned_flood: unsigned calls in the last minute, their share (fingerprint keys), and
+    /// how far above the key's own earlier unsigned rate they are.
+    pub unsigned_min_calls: u32,
+    pub unsigned_min_share: f64,
+    pub unsigned_burst_factor: f64,
+    /// invalid_caller_id: calls with a NANP-invalid caller ID, and their share.
+    pub invalid_min_calls: u32,
+    pub invalid_min_share: f64,
+    /// sequential_dialling: calls whose destination is within `sequential_max_step` of the
+    /// key's previous one, and their share.
+    pub sequential_min_calls: u32,
+    pub sequential_min_share: f64,
+    pub sequential_max_step: u64,
+    /// one_ring: ended calls CANCELled unanswered within `one_ring_max_ring_ms`, and their
+    /// share of ended calls.
+    pub one_ring_min_calls: u32,
+    pub one_ring_min_share: f64,
+    pub one_ring_max_ring_ms: u64,
+    /// short_calls: ended calls, answer-seizure ratio at most `short_max_asr`, and the share
+    /// of answered calls shorter than `short_max_duration_ms`.
+    pub short_min_calls: u32,
+    pub short_max_asr: f64,
+    pub short_max_duration_ms: u64,
+    pub short_min_share: f64,
+    /// replayed_passport: calls whose PASSporT was already seen on another call.
+    pub replayed_min_calls: u32,
+}
+
+impl Default for DetectRules {
+    fn default() -> Self {
+        DetectRules {
+            neighbour_min_calls: 10,
+            neighbour_min_share: 0.5,
+            neighbour_min_caller_churn: 0.5,
+            churn_min_callers: 15,
+            churn_min_ratio: 0.8,
+            churn_min_fingerprint_share: 0.8,
+            unsigned_min_calls: 20,
+            unsigned_min_share: 0.9,
+            unsigned_burst_factor: 3.0,
+            invalid_min_calls: 5,
+            invalid_min_share: 0.3,
+            sequential_min_calls: 10,
+            sequential_min_share: 0.5,
+            sequential_max_step: 10,
+            one_ring_min_calls: 10,
+            one_ring_min_share: 0.5,
+            one_ring_max_ring_ms: 4000,
+            short_min_calls: 15,
+            short_max_asr: 0.2,
+            short_max_duration_ms: 6000,
+            short_min_share: 0.5,
+            replayed_min_calls: 3,
         }
     }
 }

@@ -4,6 +4,8 @@
 use super::texts::{Field, Texts, TextsBuilder};
 use crate::capture::packet::Transport;
 use crate::clock::Timestamp;
+use crate::detect::features::{self, CallStart};
+use crate::detect::fingerprint;
 use crate::peers::Peer;
 use crate::record::{self, CallRecord, DialogOutcome, EndedBy, SdpTraits, ShakenResult, Upstream};
 use crate::sip::header::split_list;
@@ -43,6 +45,10 @@ pub struct Call {
     /// The STIR/SHAKEN verdict, once verification has run (boxed: most of a call's life it is
     /// the only large field, and unverified calls pay nothing).
     shaken: Option<Box<ShakenResult>>,
+    /// Hash of the INVITE's origin traits (see `detect::fingerprint`).
+    origin: u64,
+    /// The call's start was handed to the detectors.
+    announced: bool,
 }
 
 /// The numbers an initial INVITE presents, canonicalized.
@@ -115,14 +121,23 @@ impl Call {
         texts.set(Field::RuriUser, ruri);
         texts.set(Field::UserAgent, msg.user_agent);
         let has_sdp = !msg.body.is_empty();
-        if has_sdp {
+        let origin = if has_sdp {
             let sdp = parse_sdp(msg.body);
             texts.set(Field::SdpOriginUser, sdp.origin_user);
             texts.set(Field::SdpConnAddr, sdp.conn_addr);
             for codec in sdp.codecs.iter() {
                 texts.push_codec(codec);
             }
-        }
+            fingerprint::origin_traits(
+                &peer.name,
+                msg.user_agent,
+                msg.header_order_hash,
+                sdp.origin_user,
+                sdp.codecs.as_slice(),
+            )
+        } else {
+            fingerprint::origin_traits(&peer.name, msg.user_agent, msg.header_order_hash, None, &[])
+        };
         Call {
             created,
             invite: seen,
@@ -139,7 +154,46 @@ impl Call {
             cancelled: false,
             challenged: false,
             shaken: None,
+            origin,
+            announced: false,
         }
+    }
+
+    /// Hash of the INVITE's origin traits: the fingerprint before the verdict's part.
+    pub fn origin(&self) -> u64 {
+        self.origin
+    }
+
+    fn fingerprint(&self) -> u64 {
+        let s = self.shaken.as_deref();
+        fingerprint::fingerprint(
+            self.origin,
+            s.and_then(|s| s.origid.as_deref()),
+            s.and_then(|s| s.spc.as_deref()),
+        )
+    }
+
+    /// The call's features for the detectors, once: when its verdict is on it (or at once
+    /// when `need_verdict` is false, verification being off). None otherwise.
+    pub fn detect_start(&mut self, call_id: &[u8], need_verdict: bool) -> Option<CallStart> {
+        if self.announced || (need_verdict && self.shaken.is_none()) {
+            return None;
+        }
+        self.announced = true;
+        let unsigned = ShakenResult {
+            identity_headers: self.identity_headers,
+            ..ShakenResult::default()
+        };
+        Some(features::start_from_parts(
+            self.invite.ts,
+            features::CallIdStr::from_bytes(call_id),
+            self.fingerprint(),
+            self.peer.name.clone(),
+            self.peer.ocn.clone(),
+            self.orig_tn,
+            self.dest_tn,
+            self.shaken.as_deref().unwrap_or(&unsigned),
+        ))
     }
 
     pub fn set_shaken(&mut self, verdict: ShakenResult) {
@@ -248,6 +302,7 @@ impl Call {
             }
             other => (other, ended_at),
         };
+        let fingerprint = Some(fingerprint::fingerprint_hex(self.fingerprint()));
         CallRecord {
             schema: record::CALL_SCHEMA,
             record_id: record::record_id(sensor_id, call_id, self.invite.ts, self.invite.src),
@@ -285,7 +340,7 @@ impl Call {
                 conn_addr: self.texts.string(Field::SdpConnAddr),
                 codecs: self.texts.codecs(),
             }),
-            fingerprint: None,
+            fingerprint,
             trace: None,
         }
     }

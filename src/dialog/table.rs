@@ -212,6 +212,22 @@ impl DialogTable {
         }
     }
 
+    /// The detectors' start features of an open call, once (see [`Call::detect_start`]).
+    pub fn detect_start(
+        &mut self,
+        call_id: &[u8],
+        need_verdict: bool,
+    ) -> Option<crate::detect::features::CallStart> {
+        self.calls
+            .get_mut(call_id)
+            .and_then(|c| c.detect_start(call_id, need_verdict))
+    }
+
+    /// The origin-traits hash of an open call (see [`Call::origin`]).
+    pub fn origin(&self, call_id: &[u8]) -> Option<u64> {
+        self.calls.get(call_id).map(|c| c.origin())
+    }
+
     /// Advances the call `msg` belongs to; `emit` receives the Call-ID and record of a call
     /// that ends.
     /// Returns true when `msg` started a new call (the moment to verify its Identity).

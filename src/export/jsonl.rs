@@ -1,4 +1,5 @@
-//! JSON lines output: one CallRecord per line, to a file (appended) or stdout.
+//! JSON lines output: one CallRecord (or DetectionEvent) per line, to a file (appended) or
+//! stdout.
 
 use crate::record::CallRecord;
 use std::fs::OpenOptions;
@@ -61,9 +62,14 @@ impl JsonlWriter {
     }
 
     pub fn write(&mut self, record: &CallRecord) -> Result<(), JsonlError> {
+        self.write_value(record)
+    }
+
+    /// Any of the wire types (plain structs whose serialization cannot fail).
+    pub fn write_value<T: serde::Serialize>(&mut self, value: &T) -> Result<(), JsonlError> {
         self.line.clear();
         // Serializing plain structs into a Vec cannot fail.
-        serde_json::to_writer(&mut self.line, record).expect("CallRecord serializes");
+        serde_json::to_writer(&mut self.line, value).expect("wire types serialize");
         self.line.push(b'\n');
         self.out
             .write_all(&self.line)

@@ -60,3 +60,7 @@ pub const RECORDS_SHED_TOTAL: &str = "shaken_sensor_records_shed_total";
 pub const PUSH_OLDEST_UNDELIVERED_SECONDS: &str = "shaken_sensor_push_oldest_undelivered_seconds";
 pub const SPOOL_TORN_TAIL_TOTAL: &str = "shaken_sensor_spool_torn_tail_total";
 pub const PUSH_AUTH_FAILING: &str = "shaken_sensor_push_auth_failing";
+pub const DETECTIONS_TOTAL: &str = "shaken_sensor_detections_total";
+pub const DETECT_DROPPED_TOTAL: &str = "shaken_sensor_detect_dropped_total";
+pub const DETECT_KEYS: &str = "shaken_sensor_detect_keys";
+pub const DETECT_KEY_EVICTIONS_TOTAL: &str = "shaken_sensor_detect_key_evictions_total";

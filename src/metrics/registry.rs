@@ -60,6 +60,14 @@ pub struct Metrics {
     pub spool_torn_tail: IntCounter,
     /// 1 while the collector refuses our credentials (401/403).
     pub push_auth_failing: IntGauge,
+    /// DetectionEvents by rule and state.
+    pub detections: IntCounterVec,
+    /// Detection input lost (live only): calls at a full shard queue, events at the sink.
+    pub detect_dropped: IntCounterVec,
+    /// Keys with full detector state, per key kind.
+    pub detect_keys: IntGaugeVec,
+    /// Keys pushed out of a full detector key table, per key kind.
+    pub detect_key_evictions: IntCounterVec,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -277,6 +285,20 @@ impl Metrics {
                 &r,
                 PUSH_AUTH_FAILING,
                 "1 while the collector answers 401/403 to our token or certificate",
+            ),
+            detections: counter_vec(&r, DETECTIONS_TOTAL, "DetectionEvents emitted, by rule and state", &["rule", "state"]),
+            detect_dropped: counter_vec(
+                &r,
+                DETECT_DROPPED_TOTAL,
+                "Detection input lost at a full queue (live): calls (feature_queue) or events (event_queue)",
+                &["where"],
+            ),
+            detect_keys: gauge_vec(DETECT_KEYS, "Keys with full detector state, by key kind", &["kind"]),
+            detect_key_evictions: counter_vec(
+                &r,
+                DETECT_KEY_EVICTIONS_TOTAL,
+                "Keys evicted from a full detector key table (detect.max_keys), by key kind",
+                &["kind"],
             ),
             registry: r,
         }

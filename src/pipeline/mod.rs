@@ -8,6 +8,7 @@
 //! loses nothing. This is the only module that spawns threads or knows the whole shape.
 
 pub mod capture_thread;
+pub mod detection;
 pub mod dispatch;
 pub mod messages;
 pub mod problems;

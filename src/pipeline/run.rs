@@ -2,6 +2,7 @@
 //! order: capture stops → workers close their calls → the sink writes the last record.
 
 use super::capture_thread::CaptureThread;
+use super::detection::Detection;
 use super::dispatch::{Backpressure, Dispatcher};
 use super::messages::WorkerMsg;
 use super::problems;
@@ -67,6 +68,8 @@ pub struct RunOptions {
     pub health: Arc<Health>,
     /// What a SIGHUP may change while running; None: fixed for this run.
     pub live: Option<Arc<LiveConfig>>,
+    /// Overrides `output.detections` (a path, "-" or "").
+    pub detections_out: Option<String>,
 }
 
 impl RunOptions {
@@ -80,6 +83,7 @@ impl RunOptions {
             metrics,
             clock: Arc::new(SystemClock),
             live: None,
+            detections_out: None,
         }
     }
 }
@@ -191,6 +195,8 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
         None
     };
     let push_queue = push.as_ref().map(|p| p.queue());
+    // DetectionEvents reach the spool from the detections sink (ahead of CallRecords).
+    let detections_push = push_queue.clone();
     let store_tx = store.as_ref().map(|(tx, _, _)| tx.clone());
     let store_stats = store.as_ref().map(|(_, _, s)| s.clone());
     let store_metrics = metrics.clone();
@@ -200,6 +206,10 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
         .enabled
         .then(|| opts.health.register(health::TRACEBACK_STORE, true, ""));
     let mut store_seen = (0u64, 0u64);
+    let push_health = cfg
+        .push
+        .enabled
+        .then(|| opts.health.register(health::PUSH, true, ""));
     let mut sink_latency = LocalLatency::new(metrics.latency.clone());
     let sink = spawn("sink-jsonl".into(), move || -> Result<(), JsonlError> {
         let write_failed = |e: JsonlError| {
@@ -243,6 +253,14 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
                     if let (Some(s), Some(h)) = (&store_stats, &store_health) {
                         publish_store_stats(&store_metrics, s, h, &mut store_seen);
                     }
+                    if let Some(h) = &push_health {
+                        // Records stay in the spool meanwhile; the operator must fix the token.
+                        if sink_metrics.push_auth_failing.get() != 0 {
+                            h.set_failed("the collector refuses our credentials (401/403)");
+                        } else {
+                            h.set_ok();
+                        }
+                    }
                     sink_latency.merge();
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -283,6 +301,23 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
         max_header_line: cfg.sip.max_header_line,
     };
     let dialog_limits = DialogLimits::for_worker(&cfg.dialog, n);
+    // Campaign detection: shard threads fed by the workers, events to their own sink.
+    let detection = if cfg.detect.enabled {
+        let path = opts
+            .detections_out
+            .clone()
+            .unwrap_or_else(|| cfg.output.detections.clone());
+        Some(Detection::start(
+            &cfg.detect,
+            &path,
+            sensor_id.clone(),
+            metrics.clone(),
+            !live,
+            detections_push,
+        )?)
+    } else {
+        None
+    };
     let mut worker_txs = Vec::with_capacity(n);
     let mut workers = Vec::with_capacity(n);
     for id in 0..n {
@@ -298,6 +333,7 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
             peers.clone(),
             sensor_id.clone(),
         );
+        let detect = detection.as_ref().map(|d| d.feed.clone());
         let verification = shaken.as_ref().map(|svc| {
             let (tx, rx) = bounded::<String>(pending_per_worker);
             (
@@ -322,6 +358,7 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
                 limits,
                 metrics,
                 verification,
+                detect,
             }
             .run()
         })?);
@@ -405,6 +442,11 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
     }
     if let Some(svc) = &shaken {
         publish_cache_stats(svc, &metrics, &cache_published);
+    }
+    if let Some(d) = detection {
+        if let Err(e) = d.finish() {
+            failed = Some(e);
+        }
     }
     match sink.join() {
         Ok(r) => r?,

@@ -3,6 +3,7 @@
 //! take real time even when a replay runs faster than real time), and holds back the record of
 //! a call that ends before its verdict is known.
 
+use crate::detect::fingerprint::{fingerprint, fingerprint_hex};
 use crate::dialog::call::{invite_numbers, InviteNumbers};
 use crate::dialog::table::DialogTable;
 use crate::metrics::latency::{LocalLatency, Stage};
@@ -69,6 +70,8 @@ struct Parked {
     arrival: Option<Instant>,
     /// The call's record, when the call ended before its verdict.
     held: Option<CallRecord>,
+    /// The call's origin-traits hash, to finish a held record's fingerprint.
+    origin: u64,
 }
 
 pub struct Verification {
@@ -83,6 +86,10 @@ pub struct Verification {
     published: Arc<Mutex<CacheCounters>>,
     /// The `verify` stage latency of sampled INVITEs.
     pub latency: LocalLatency,
+    /// Call-IDs whose late verdict went onto the open call (the detectors want their start).
+    pub landed: Vec<Box<[u8]>>,
+    /// Call-IDs whose late verdict went onto a held record (their start was never announced).
+    pub late: Vec<Box<[u8]>>,
 }
 
 impl Verification {
@@ -104,6 +111,8 @@ impl Verification {
             published,
             latency: LocalLatency::new(metrics.latency.clone()),
             metrics,
+            landed: Vec::new(),
+            late: Vec::new(),
         }
     }
 
@@ -195,6 +204,7 @@ impl Verification {
             return;
         }
         let key: Box<[u8]> = Box::from(msg.call_id);
+        let origin = table.origin(msg.call_id).unwrap_or(0);
         for url in waiting {
             self.by_url.entry(url).or_default().push(key.clone());
         }
@@ -206,6 +216,7 @@ impl Verification {
                 deadline: Instant::now() + self.grace,
                 arrival,
                 held: None,
+                origin,
             },
         );
     }
@@ -312,10 +323,18 @@ impl Verification {
                 record.shaken = verdict;
                 record.shaken.identity_headers =
                     identity_headers.max(record.shaken.identity_headers);
+                record.fingerprint = Some(fingerprint_hex(fingerprint(
+                    p.origin,
+                    record.shaken.origid.as_deref(),
+                    record.shaken.spc.as_deref(),
+                )));
+                self.late.push(Box::from(key));
                 out.push(record);
             }
             None => {
-                table.set_shaken(key, verdict);
+                if table.set_shaken(key, verdict) {
+                    self.landed.push(Box::from(key));
+                }
             }
         }
     }

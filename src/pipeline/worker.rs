@@ -5,6 +5,8 @@
 use super::messages::{Batch, WorkerMsg};
 use super::verification::Verification;
 use crate::clock::Timestamp;
+use crate::detect::features::{CallEnd, CallStart};
+use crate::detect::feed::DetectFeed;
 use crate::dialog::call::Seen;
 use crate::dialog::table::{DialogStats, DialogTable};
 use crate::metrics::latency::{LocalLatency, Stage};
@@ -83,6 +85,48 @@ pub struct Worker {
     pub metrics: Arc<Metrics>,
     /// STIR/SHAKEN for this worker's calls, with the channel its fetch notifications arrive on.
     pub verification: Option<(Verification, Receiver<String>)>,
+    /// Call features for the campaign detectors (None when detection is off).
+    pub detect: Option<DetectFeed>,
+}
+
+/// Hands the detectors what this round produced: starts of calls whose verdict landed late,
+/// and the end of every finished call (with its start too when it was never announced).
+/// `out[*fed..]` are the records not yet fed; `now`: flush to the shards as of this time
+/// (None: keep queueing, more messages of the batch follow).
+fn feed_detect(
+    detect: &mut Option<DetectFeed>,
+    table: &mut DialogTable,
+    verification: &mut Option<Verification>,
+    out: &[CallRecord],
+    fed: &mut usize,
+    now: Option<Timestamp>,
+) {
+    let Some(feed) = detect.as_mut() else {
+        if let Some(v) = verification.as_mut() {
+            v.landed.clear();
+            v.late.clear();
+        }
+        return;
+    };
+    let mut late = Vec::new();
+    if let Some(v) = verification.as_mut() {
+        for id in v.landed.drain(..) {
+            if let Some(s) = table.detect_start(&id, true) {
+                feed.start(s);
+            }
+        }
+        late = std::mem::take(&mut v.late);
+    }
+    for r in out.get(*fed..).unwrap_or_default() {
+        if late.iter().any(|id| **id == *r.call_id.as_bytes()) {
+            feed.start(CallStart::from_record(r));
+        }
+        feed.end(CallEnd::from_record(r));
+    }
+    *fed = out.len();
+    if let Some(now) = now {
+        feed.flush(now);
+    }
 }
 
 struct Published {
@@ -142,6 +186,8 @@ impl Worker {
             .metrics
             .recently_closed
             .with_label_values(&[&self.id.to_string()]);
+        // Records of `out` already handed to the detectors.
+        let mut fed = 0usize;
         // A finished call's record waits while its verdict is pending.
         let emit = |key: &[u8],
                     mut r: CallRecord,
@@ -186,6 +232,25 @@ impl Worker {
                                     v.start(&msg, item.ts.as_secs(), &mut self.table, arrival);
                                 }
                                 tracing_arrival.set(None);
+                                if let (true, Some(d)) = (created, self.detect.as_mut()) {
+                                    let need_verdict = verification.is_some();
+                                    if let Some(s) =
+                                        self.table.detect_start(msg.call_id, need_verdict)
+                                    {
+                                        d.start(s);
+                                    }
+                                }
+                                // Ends in message order with the starts (a batch spans seconds).
+                                if out.len() > fed {
+                                    feed_detect(
+                                        &mut self.detect,
+                                        &mut self.table,
+                                        &mut verification,
+                                        &out,
+                                        &mut fed,
+                                        None,
+                                    );
+                                }
                             }
                             Err(e) => self
                                 .metrics
@@ -248,6 +313,15 @@ impl Worker {
                     v.expire(true, &mut self.table, &mut out);
                 }
             }
+            feed_detect(
+                &mut self.detect,
+                &mut self.table,
+                &mut verification,
+                &out,
+                &mut fed,
+                Some(now),
+            );
+            fed = 0;
             for r in out.drain(..) {
                 send(r);
             }

@@ -1,0 +1,186 @@
+//! Detector shard threads: each owns an [`Engine`] and drains its bounded queue of feature
+//! batches; events go to one `Sender<DetectionEvent>` read by the detections sink thread (JSON
+//! lines, and the collector push queue when push is on). A shard stops when every worker's feed is gone, closing
+//! its open detections as of the last time it saw.
+
+use crate::config::DetectConfig;
+use crate::detect::engine::Engine;
+use crate::detect::features::KEY_KINDS;
+use crate::detect::feed::{DetectFeed, DetectMsg};
+use crate::export::jsonl::{JsonlError, JsonlWriter};
+use crate::export::push::PushQueue;
+use crate::export::spool::Kind;
+use crate::metrics::Metrics;
+use crate::record::DetectionEvent;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::thread;
+
+pub struct Shards {
+    pub handles: Vec<thread::JoinHandle<()>>,
+}
+
+/// The running detection stage: the workers' feed (clone one per worker, then drop it), the
+/// shard threads and the sink thread.
+pub struct Detection {
+    pub feed: DetectFeed,
+    shards: Shards,
+    sink: thread::JoinHandle<Result<(), JsonlError>>,
+}
+
+impl Detection {
+    /// Starts the shards and the sink writing JSON lines to `path` ("" writes nothing; the
+    /// metrics still count).
+    pub fn start(
+        cfg: &DetectConfig,
+        path: &str,
+        sensor: Arc<str>,
+        metrics: Arc<Metrics>,
+        wait: bool,
+        push: Option<PushQueue>,
+    ) -> Result<Detection, super::PipelineError> {
+        let mut writer = JsonlWriter::open(path)?;
+        let (tx, rx) = bounded::<DetectionEvent>(4096);
+        let sink = thread::Builder::new()
+            .name("sink-detections".into())
+            .spawn(move || -> Result<(), JsonlError> {
+                for ev in rx.iter() {
+                    if let Some(q) = &push {
+                        // Serializing plain structs into a Vec cannot fail.
+                        let json = serde_json::to_vec(&ev).unwrap_or_default();
+                        q.offer(Kind::Detection, json, wait);
+                    }
+                    if let Some(w) = writer.as_mut() {
+                        w.write_value(&ev)?;
+                        if rx.is_empty() {
+                            // Events are rare and urgent: an operator tails this file.
+                            w.flush()?;
+                        }
+                    }
+                }
+                if let Some(w) = writer.as_mut() {
+                    w.flush()?;
+                }
+                Ok(())
+            })
+            .map_err(super::PipelineError::Spawn)?;
+        let (feed, shards) =
+            spawn(cfg, sensor, metrics, tx, wait).map_err(super::PipelineError::Spawn)?;
+        Ok(Detection { feed, shards, sink })
+    }
+
+    /// After every worker has stopped (and dropped its feed): waits for the shards to close
+    /// their detections and for the sink to write them.
+    pub fn finish(self) -> Result<(), super::PipelineError> {
+        drop(self.feed);
+        let mut panicked = false;
+        for h in self.shards.handles {
+            panicked |= h.join().is_err();
+        }
+        let sunk = self.sink.join();
+        if panicked {
+            return Err(super::PipelineError::ThreadPanicked("detector"));
+        }
+        match sunk {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(super::PipelineError::ThreadPanicked("detections sink")),
+        }
+    }
+}
+
+/// Starts `cfg.shards` detector threads; returns the workers' feed (clone one per worker).
+pub fn spawn(
+    cfg: &DetectConfig,
+    sensor: Arc<str>,
+    metrics: Arc<Metrics>,
+    events: Sender<DetectionEvent>,
+    wait: bool,
+) -> std::io::Result<(DetectFeed, Shards)> {
+    let ids = Arc::new(AtomicU64::new(0));
+    let (recycle_tx, recycle_rx) = bounded::<Vec<DetectMsg>>(64 * cfg.shards.max(1));
+    let mut txs = Vec::new();
+    let mut handles = Vec::new();
+    for shard in 0..cfg.shards.max(1) {
+        let (tx, rx) = bounded::<Vec<DetectMsg>>(cfg.queue_batches);
+        txs.push(tx);
+        let engine = Engine::new(cfg, shard, cfg.shards.max(1), sensor.clone(), ids.clone());
+        let (metrics, events, recycle) = (metrics.clone(), events.clone(), recycle_tx.clone());
+        handles.push(
+            thread::Builder::new()
+                .name(format!("detect-{shard}"))
+                .spawn(move || run_shard(engine, rx, recycle, events, metrics, wait))?,
+        );
+    }
+    let dropped = metrics.detect_dropped.with_label_values(&["feature_queue"]);
+    Ok((
+        DetectFeed::new(txs, recycle_rx, wait, dropped),
+        Shards { handles },
+    ))
+}
+
+fn publish(engine: &Engine, m: &Metrics, published: &mut [u64; 4]) {
+    for kind in KEY_KINDS {
+        let s = engine.table_stats(kind);
+        let label = kind.as_str();
+        m.detect_keys
+            .with_label_values(&[label])
+            .set(engine.keys(kind) as i64);
+        let i = kind as usize;
+        if s.evictions > published[i] {
+            m.detect_key_evictions
+                .with_label_values(&[label])
+                .inc_by(s.evictions - published[i]);
+            published[i] = s.evictions;
+        }
+    }
+}
+
+fn run_shard(
+    mut engine: Engine,
+    rx: Receiver<Vec<DetectMsg>>,
+    recycle: Sender<Vec<DetectMsg>>,
+    events: Sender<DetectionEvent>,
+    metrics: Arc<Metrics>,
+    wait: bool,
+) {
+    let mut published = [0u64; 4];
+    let mut batches = 0u64;
+    let emit = |engine: &mut Engine| {
+        for ev in engine.take_events() {
+            metrics
+                .detections
+                .with_label_values(&[ev.rule, ev.state.as_str()])
+                .inc();
+            if wait {
+                let _ = events.send(ev);
+            } else if events.try_send(ev).is_err() {
+                metrics
+                    .detect_dropped
+                    .with_label_values(&["event_queue"])
+                    .inc();
+            }
+        }
+    };
+    for mut batch in rx.iter() {
+        for msg in batch.drain(..) {
+            match msg {
+                DetectMsg::Start(s) => engine.on_start(&s),
+                DetectMsg::End(e) => engine.on_end(&e),
+                DetectMsg::Tick(t) => engine.tick(t),
+            }
+        }
+        // Back to the workers for reuse; when they have enough, it is freed here.
+        let _ = recycle.try_send(batch);
+        if !engine.events().is_empty() {
+            emit(&mut engine);
+        }
+        batches += 1;
+        if batches % 64 == 0 {
+            publish(&engine, &metrics, &mut published);
+        }
+    }
+    engine.finish();
+    emit(&mut engine);
+    publish(&engine, &metrics, &mut published);
+}
