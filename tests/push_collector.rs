@@ -192,6 +192,8 @@ impl Sensor {
 
     /// Writes the configuration: push to `port` with `token`, fast backoff, and `extra` keys
     /// of the [push] section (replacing the ones set here).
+    /// Detection is off: these tests count CallRecords exactly (detections reaching the
+    /// collector are tested in tests/replay_detection.rs).
     fn configure(&self, port: u16, token: &str, extra: &str) -> PathBuf {
         let cfg = self.path("sensor.toml");
         let base = format!(
@@ -214,7 +216,7 @@ impl Sensor {
         std::fs::write(
             &cfg,
             format!(
-                "[sensor]\nid = \"push-test\"\nworkers = 2\n[push]\nenabled = true\n{kept}{extra}"
+                "[sensor]\nid = \"push-test\"\nworkers = 2\n[detect]\nenabled = false\n[push]\nenabled = true\n{kept}{extra}"
             ),
         )
         .unwrap();

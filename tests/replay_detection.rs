@@ -180,6 +180,7 @@ fn one_ring_campaign_is_detected_with_exact_events() {
     let samples: Vec<String> = (2..12).map(|i| format!("ring-{i}")).collect();
     let expected = serde_json::json!({
         "schema": "shaken-sensor/detection/v1",
+        "record_id": format!("det-test:det-000001:opened:{}", us(23.6)),
         "detection_id": "det-test:det-000001",
         "state": "opened",
         "rule": "one_ring",
@@ -203,6 +204,10 @@ fn one_ring_campaign_is_detected_with_exact_events() {
     assert_eq!(closed["state"], "closed");
     assert_eq!(closed["detection_id"], "det-test:det-000001");
     assert_eq!(closed["last_seen"], rfc3339(52.5));
+    assert_eq!(
+        closed["record_id"],
+        format!("det-test:det-000001:closed:{}", us(52.5))
+    );
     assert_eq!(closed["calls"], 18);
     assert_eq!(closed["sample_call_ids"].as_array().unwrap().len(), 18);
     assert_eq!(
@@ -222,4 +227,77 @@ fn detection_off_writes_no_events() {
     assert_eq!(r.records.len(), 30);
     assert!(events.is_empty());
     assert!(!r.metrics.contains("shaken_sensor_detections_total{"));
+}
+
+/// The whole path a detection takes to the ITG: replay with push on, a real `shaken-collector`
+/// on 127.0.0.1, and the collector's inspection API. The collector stores the same events the
+/// JSON lines show (with their record_id), and all 30 CallRecords.
+#[test]
+fn detections_and_records_reach_the_collector() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut collector = Command::new(env!("CARGO_BIN_EXE_shaken-collector"))
+        .args(["--bind", "127.0.0.1:0", "--token", "itg-token", "--db"])
+        .arg(dir.path().join("collector.db"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut line = String::new();
+    BufReader::new(collector.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _collector = Kill(collector);
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let config = format!(
+        "{CONFIG}\n[push]\nenabled = true\nurl = \"http://{addr}\"\nallow_http = true\n\
+         token = \"itg-token\"\nspool_dir = \"{}\"\ndead_letter_dir = \"{}\"\ndrain_timeout_s = 30\n",
+        dir.path().join("spool").display(),
+        dir.path().join("dead-letter").display()
+    );
+    let (r, events) = replay(&config);
+    assert_eq!(r.records.len(), 30);
+    assert_eq!(events.len(), 2);
+
+    let get = |path: &str| -> Value {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer itg-token\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+        serde_json::from_str(resp.split_once("\r\n\r\n").unwrap().1).unwrap()
+    };
+    let stored = get("/v1/detections?limit=1000");
+    let stored = stored["records"].as_array().unwrap();
+    assert_eq!(stored.len(), 2, "{stored:#?}");
+    for (s, e) in stored.iter().zip(&events) {
+        assert_eq!(
+            s, e,
+            "the collector stores the event as the sensor wrote it"
+        );
+        let id = s["record_id"].as_str().unwrap();
+        assert!(id.starts_with("det-test:det-000001:"), "{id}");
+    }
+    assert_ne!(stored[0]["record_id"], stored[1]["record_id"]);
+    let calls = get("/v1/records?limit=1000");
+    assert_eq!(calls["records"].as_array().unwrap().len(), 30);
 }

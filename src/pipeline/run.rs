@@ -195,8 +195,10 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
         None
     };
     let push_queue = push.as_ref().map(|p| p.queue());
-    // DetectionEvents reach the spool from the detections sink (ahead of CallRecords).
-    let detections_push = push_queue.clone();
+    // DetectionEvents reach the spool from the detections sink (ahead of CallRecords). Only
+    // cloned when detection runs: a clone nobody drops would keep the spool writer, and so the
+    // shutdown, waiting.
+    let detections_push = push_queue.clone().filter(|_| cfg.detect.enabled);
     let store_tx = store.as_ref().map(|(tx, _, _)| tx.clone());
     let store_stats = store.as_ref().map(|(_, _, s)| s.clone());
     let store_metrics = metrics.clone();
