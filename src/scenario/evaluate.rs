@@ -98,6 +98,8 @@ pub struct Evaluation {
     pub false_positives: Vec<FalsePositive>,
     /// Detections whose sample Call-IDs are all unknown to the labels.
     pub unattributed: usize,
+    /// `closed` lines whose samples are mostly background (not counted as false positives).
+    pub closed_on_background: usize,
     pub detections: usize,
     pub passed: bool,
 }
@@ -177,6 +179,7 @@ pub fn evaluate(
     let mut fp: Vec<FalsePositive> = Vec::new();
     let mut fp_ids: HashMap<String, ()> = HashMap::new();
     let mut unattributed: HashMap<String, ()> = HashMap::new();
+    let mut closed_on_background = 0usize;
     // Earliest attributed opened event per campaign: (last_seen, rule, peer).
     let mut first: HashMap<String, (Timestamp, String, Option<String>)> = HashMap::new();
     let mut rules_seen: HashMap<(String, String), HashMap<String, ()>> = HashMap::new();
@@ -201,6 +204,12 @@ pub fn evaluate(
         };
         let top = ev.peers.first().map(|p| p.peer.clone());
         if !is_campaign {
+            // A closed line reports that the rule stopped holding; its samples may well be
+            // the background that followed the campaign. Only a firing can be a false positive.
+            if ev.state == "closed" {
+                closed_on_background += 1;
+                continue;
+            }
             if fp_ids.insert(ev.detection_id.clone(), ()).is_none() {
                 fp.push(FalsePositive {
                     detection_id: ev.detection_id.clone(),
@@ -252,6 +261,7 @@ pub fn evaluate(
         events_on_background: fp.len(),
         false_positives: fp,
         unattributed: unattributed.len(),
+        closed_on_background,
         detections: seen_ids.len(),
         passed,
     })
@@ -291,8 +301,12 @@ impl Evaluation {
             ));
         }
         s.push_str(&format!(
-            "detections: {}; on background or legitimate senders: {}; unattributed: {}\n",
-            self.detections, self.events_on_background, self.unattributed
+            "detections: {}; on background or legitimate senders: {}; unattributed: {}; \
+             closed lines on background (not counted): {}\n",
+            self.detections,
+            self.events_on_background,
+            self.unattributed,
+            self.closed_on_background
         ));
         for f in &self.false_positives {
             s.push_str(&format!(
@@ -410,11 +424,20 @@ mod tests {
                 "p9",
                 &["nobody"],
             ),
+            ev(
+                "d-2",
+                "closed",
+                "one_ring",
+                "2026-01-01T00:03:00Z",
+                "p2",
+                &["c2", "b1", "b2"],
+            ),
         ];
         let d = write(dir.path(), "det.jsonl", &(dets.join("\n") + "\n"));
         let e = evaluate(dir.path(), &d, 60.0).unwrap();
         assert_eq!(e.detections, 5);
         assert_eq!(e.unattributed, 1);
+        assert_eq!(e.closed_on_background, 1);
         // d-1 belongs to background (2 of 3), d-3 is a tie campaign/legit: background wins.
         assert_eq!(e.events_on_background, 2);
         let owners: Vec<&str> = e.false_positives.iter().map(|f| f.owner.as_str()).collect();

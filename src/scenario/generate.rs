@@ -42,11 +42,11 @@ pub struct ScenarioOptions {
 }
 
 impl ScenarioOptions {
-    /// Defaults of a scale: small = 15,000 background calls over 15 minutes (CI), full =
+    /// Defaults of a scale: small = 16,000 background calls over 20 minutes (CI), full =
     /// 200,000 over an hour.
     pub fn for_scale(out: PathBuf, scale: Scale) -> Self {
         let (background, duration_s) = match scale {
-            Scale::Small => (15_000, 900),
+            Scale::Small => (16_000, 1200),
             Scale::Full => (200_000, 3600),
         };
         ScenarioOptions {
