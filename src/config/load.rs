@@ -331,6 +331,10 @@ impl Config {
             1 << 20,
         )?;
         share("rules.churn_min_ratio", r.churn_min_ratio)?;
+        share(
+            "rules.churn_min_fingerprint_share",
+            r.churn_min_fingerprint_share,
+        )?;
         range(
             "rules.unsigned_min_calls",
             r.unsigned_min_calls.into(),

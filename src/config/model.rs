@@ -403,10 +403,12 @@ pub struct DetectRules {
     pub neighbour_min_calls: u32,
     pub neighbour_min_share: f64,
     pub neighbour_min_caller_churn: f64,
-    /// origid_caller_churn: distinct caller IDs behind one origid or fingerprint, and their
-    /// ratio to calls.
+    /// origid_caller_churn: distinct caller IDs within a minute behind one origid or signed
+    /// fingerprint, their ratio to calls, and (origid keys) the share of the origid's calls
+    /// that come from its main fingerprint (one dialer, not a carrier's many phones).
     pub churn_min_callers: u32,
     pub churn_min_ratio: f64,
+    pub churn_min_fingerprint_share: f64,
     /// unsigned_flood: unsigned calls in the last minute, their share (fingerprint keys), and
     /// how far above the key's own earlier unsigned rate they are.
     pub unsigned_min_calls: u32,
@@ -441,8 +443,9 @@ impl Default for DetectRules {
             neighbour_min_calls: 10,
             neighbour_min_share: 0.5,
             neighbour_min_caller_churn: 0.5,
-            churn_min_callers: 25,
+            churn_min_callers: 15,
             churn_min_ratio: 0.8,
+            churn_min_fingerprint_share: 0.8,
             unsigned_min_calls: 20,
             unsigned_min_share: 0.9,
             unsigned_burst_factor: 3.0,

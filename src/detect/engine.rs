@@ -257,20 +257,23 @@ impl Engine {
     /// from several workers arrive slightly out of order; an event never goes back in time).
     fn maybe_evaluate(&mut self, kind: KeyKind, hash: u64) {
         let at = self.now;
-        let uptime_us = self.started.map_or(0, |s| self.now.0 - s.0);
+        let update_us = (self.cfg.update_s as i64).saturating_mul(1_000_000);
+        let due = self.tables[kind as usize]
+            .get_mut(hash)
+            .is_some_and(|st| st.unevaluated >= EVAL_CALLS || at.0 - st.last_eval.0 >= EVAL_US);
+        if !due {
+            return;
+        }
+        let folded = self.folded_rules(kind, hash);
         let ctx = Ctx {
             cfg: &self.cfg.rules,
             now: at,
-            uptime_us,
+            started: self.started.unwrap_or(at),
             warmup_us: (self.cfg.warmup_s as i64).saturating_mul(1_000_000),
         };
-        let update_us = (self.cfg.update_s as i64).saturating_mul(1_000_000);
         let Some(st) = self.tables[kind as usize].get_mut(hash) else {
             return;
         };
-        if st.unevaluated < EVAL_CALLS && at.0 - st.last_eval.0 < EVAL_US {
-            return;
-        }
         st.unevaluated = 0;
         st.last_eval = at;
         for rule in RULES {
@@ -282,6 +285,7 @@ impl Engine {
             };
             let i = rule as usize;
             match st.open[i].as_mut() {
+                None if folded[i] => {}
                 None => {
                     let id = self.ids.fetch_add(1, Ordering::Relaxed) + 1;
                     let ev =
@@ -313,6 +317,36 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Rules already open on the fingerprint that carries a caller ID's or origid's calls: the
+    /// campaign is reported once, on its fingerprint, not again per rotating caller ID.
+    fn folded_rules(&mut self, kind: KeyKind, hash: u64) -> [bool; rules::RULE_COUNT] {
+        let mut folded = [false; rules::RULE_COUNT];
+        if !matches!(kind, KeyKind::OrigTn | KeyKind::Origid) {
+            return folded;
+        }
+        let Some(top) = self.tables[kind as usize]
+            .get_mut(hash)
+            .and_then(|st| st.fingerprints.top().first().map(|f| f.item))
+        else {
+            return folded;
+        };
+        let keys = CallKeys {
+            fingerprint: top,
+            peer: Arc::from(""),
+            origid: None,
+            orig_tn: None,
+        };
+        let Some(fp_hash) = key_hash(&keys, KeyKind::Fingerprint) else {
+            return folded;
+        };
+        if let Some(fp) = self.tables[KeyKind::Fingerprint as usize].get_mut(fp_hash) {
+            for (f, o) in folded.iter_mut().zip(fp.open.iter()) {
+                *f = o.is_some();
+            }
+        }
+        folded
     }
 
     /// Closes detections quiet for `quiet_s` (all of them when `all`), drops idle keys.

@@ -5,6 +5,8 @@
 
 pub mod cms;
 pub mod engine;
+#[cfg(test)]
+mod engine_tests;
 pub mod events;
 pub mod features;
 pub mod feed;

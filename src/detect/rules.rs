@@ -72,7 +72,8 @@ impl Rule {
     fn windows(self) -> &'static [WindowSpan] {
         match self {
             Rule::UnsignedFlood => &SPANS[..1],
-            Rule::OrigidCallerChurn => &SPANS[..2],
+            // A rate: distinct callers within a minute (slower churn is everyday traffic).
+            Rule::OrigidCallerChurn => &SPANS[..1],
             _ => &SPANS,
         }
     }
@@ -110,8 +111,8 @@ fn round3(v: f64) -> f64 {
 pub struct Ctx<'a> {
     pub cfg: &'a DetectRules,
     pub now: Timestamp,
-    /// Stream time since the detector saw its first call.
-    pub uptime_us: i64,
+    /// Stream time of the detector's first call.
+    pub started: Timestamp,
     pub warmup_us: i64,
 }
 
@@ -173,8 +174,16 @@ fn check_view(
             if distinct < u64::from(r.churn_min_callers) || churn < r.churn_min_ratio {
                 return None;
             }
+            // Behind an origid, one setup (fingerprint) must carry the calls: an origid shared
+            // by many PBXs and phones is a carrier's, not a dialer's.
+            let top = st.fingerprints.top().first().map_or(0, |f| f.count);
+            let concentration = top as f64 / st.fingerprints.total().max(1) as f64;
+            if st.kind == KeyKind::Origid && concentration < r.churn_min_fingerprint_share {
+                return None;
+            }
             Some(vec![
                 ("distinct_callers", distinct as f64),
+                ("fingerprint_share", concentration),
                 ("caller_churn", churn),
                 ("calls_per_min", per_min(c.calls)),
             ])
@@ -189,15 +198,17 @@ fn check_view(
             }
             let rate = per_min(c.unsigned);
             // The key's own earlier unsigned rate: the 60-minute view without the last minute.
+            // A key first seen during the sensor's warm-up learns its rate before it may
+            // fire; a key first seen after it is new traffic (baseline 0 until it has history).
             let long = st.window(WindowSpan::M60).view();
-            let age_min = (ctx.now.0 - st.created.0) as f64 / 60e6;
             let history_min = (long.minutes(ctx.now) - v.minutes(ctx.now)).max(0.0);
-            let baseline = if age_min >= 5.0 && history_min >= 1.0 {
+            let born_warm = st.created.0 - ctx.started.0 >= ctx.warmup_us;
+            let baseline = if history_min >= 1.0 {
                 f64::from(long.counts.unsigned.saturating_sub(c.unsigned)) / history_min
-            } else if ctx.uptime_us >= ctx.warmup_us {
-                0.0 // a key new to a warmed-up sensor: no earlier traffic at all
+            } else if born_warm {
+                0.0
             } else {
-                return None; // the sensor itself just started: everything looks new
+                return None;
             };
             if rate < r.unsigned_burst_factor * baseline.max(1.0) {
                 return None;

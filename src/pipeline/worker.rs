@@ -90,12 +90,15 @@ pub struct Worker {
 
 /// Hands the detectors what this round produced: starts of calls whose verdict landed late,
 /// and the end of every finished call (with its start too when it was never announced).
+/// `out[*fed..]` are the records not yet fed; `now`: flush to the shards as of this time
+/// (None: keep queueing, more messages of the batch follow).
 fn feed_detect(
     detect: &mut Option<DetectFeed>,
     table: &mut DialogTable,
     verification: &mut Option<Verification>,
     out: &[CallRecord],
-    now: Timestamp,
+    fed: &mut usize,
+    now: Option<Timestamp>,
 ) {
     let Some(feed) = detect.as_mut() else {
         if let Some(v) = verification.as_mut() {
@@ -113,13 +116,16 @@ fn feed_detect(
         }
         late = std::mem::take(&mut v.late);
     }
-    for r in out {
+    for r in out.get(*fed..).unwrap_or_default() {
         if late.iter().any(|id| **id == *r.call_id.as_bytes()) {
             feed.start(CallStart::from_record(r));
         }
         feed.end(CallEnd::from_record(r));
     }
-    feed.flush(now);
+    *fed = out.len();
+    if let Some(now) = now {
+        feed.flush(now);
+    }
 }
 
 struct Published {
@@ -172,6 +178,8 @@ impl Worker {
             None => (None, crossbeam_channel::never()),
         };
         let mut out: Vec<CallRecord> = Vec::new();
+        // Records of `out` already handed to the detectors.
+        let mut fed = 0usize;
         // A finished call's record waits while its verdict is pending.
         let emit =
             |key: &[u8], r: CallRecord, v: &mut Option<Verification>, out: &mut Vec<CallRecord>| {
@@ -213,6 +221,17 @@ impl Worker {
                                     {
                                         d.start(s);
                                     }
+                                }
+                                // Ends in message order with the starts (a batch spans seconds).
+                                if out.len() > fed {
+                                    feed_detect(
+                                        &mut self.detect,
+                                        &mut self.table,
+                                        &mut verification,
+                                        &out,
+                                        &mut fed,
+                                        None,
+                                    );
                                 }
                             }
                             Err(e) => self
@@ -275,8 +294,10 @@ impl Worker {
                 &mut self.table,
                 &mut verification,
                 &out,
-                now,
+                &mut fed,
+                Some(now),
             );
+            fed = 0;
             for r in out.drain(..) {
                 send(r);
             }

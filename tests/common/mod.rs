@@ -121,3 +121,37 @@ pub fn traceback(store: &Path, args: &[&str]) -> Value {
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// One frame: capture time in µs, source IPv4, destination IPv4, SIP message.
+pub type UdpFrame = (i64, [u8; 4], [u8; 4], Vec<u8>);
+
+/// Writes a classic pcap (Ethernet/IPv4/UDP, port 5060 both ways, one frame per message).
+pub fn write_udp_pcap(path: &Path, messages: &[UdpFrame]) {
+    use std::io::Write;
+    let mut out = vec![
+        0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
+    ];
+    for (i, (ts, src, dst, payload)) in messages.iter().enumerate() {
+        let udp_len = 8 + payload.len();
+        let mut ip = vec![0x45, 0, 0, 0, (i >> 8) as u8, i as u8, 0, 0, 64, 17, 0, 0];
+        ip[2..4].copy_from_slice(&((20 + udp_len) as u16).to_be_bytes());
+        ip.extend_from_slice(src);
+        ip.extend_from_slice(dst);
+        let mut frame = vec![0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 8, 0];
+        frame.extend_from_slice(&ip);
+        frame.extend_from_slice(&5060u16.to_be_bytes());
+        frame.extend_from_slice(&5060u16.to_be_bytes());
+        frame.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        frame.extend_from_slice(&[0, 0]);
+        frame.extend_from_slice(payload);
+        let len = frame.len() as u32;
+        out.extend_from_slice(&((ts / 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&((ts % 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&frame);
+    }
+    std::fs::File::create(path)
+        .and_then(|mut f| f.write_all(&out))
+        .unwrap();
+}
