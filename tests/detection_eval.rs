@@ -286,7 +286,6 @@ fn scenario_passports_verify_in_replay() {
 /// of its first call, on the right upstream peer, and no event on background calls (the
 /// pharmacy and the school district included). `evaluate` exits non-zero otherwise.
 #[test]
-#[ignore = "the engine (wt-detect 46a55b5) still fires unsigned_flood on steadily unsigned peers at the end of its warm-up; see notes/detect-feedback.md"]
 fn every_campaign_detected_within_a_minute_without_false_positives() {
     if !openssl_available() {
         eprintln!("SKIPPED: the openssl CLI is not available (the scenario's PKI needs it)");
