@@ -333,3 +333,34 @@ fn every_campaign_detected_within_a_minute_without_false_positives() {
     assert_eq!(e["passed"], true, "{report}");
     assert!(eval.status.success(), "{report}");
 }
+
+/// Options out of range and missing inputs are errors with a message, never a silent pass.
+#[test]
+fn scenario_and_evaluate_refuse_bad_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(common::bin())
+        .args(["scenario", "--duration-s", "10", "--out"])
+        .arg(tmp.path().join("s"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--duration-s 10 is outside 300..=86400"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!tmp.path().join("s").exists(), "nothing written");
+    let out = Command::new(common::bin())
+        .args(["evaluate", "--scenario"])
+        .arg(tmp.path())
+        .arg("--detections")
+        .arg(tmp.path().join("none.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("labels.jsonl"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
