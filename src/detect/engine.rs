@@ -288,19 +288,30 @@ impl Engine {
                 None if folded[i] => {}
                 None => {
                     let id = self.ids.fetch_add(1, Ordering::Relaxed) + 1;
-                    let ev =
-                        events::build(&self.sensor, id, DetectionState::Opened, rule, st, &hit, at);
+                    let ev = events::build(
+                        &self.sensor,
+                        id,
+                        DetectionState::Opened,
+                        rule,
+                        st,
+                        &hit,
+                        at,
+                        None,
+                    );
                     self.out.push(ev);
                     st.open[i] = Some(OpenEvent {
                         id,
                         last_emit: at,
                         last_hold: at,
                         hit,
+                        samples: st.samples[i].iter().cloned().collect(),
                     });
                 }
                 Some(open) => {
                     open.last_hold = at;
                     open.hit = hit;
+                    open.samples.clear();
+                    open.samples.extend(st.samples[i].iter().cloned());
                     if at.0 - open.last_emit.0 >= update_us {
                         open.last_emit = at;
                         let (id, hit) = (open.id, open.hit.clone());
@@ -312,6 +323,7 @@ impl Engine {
                             st,
                             &hit,
                             at,
+                            None,
                         ));
                     }
                 }
@@ -371,6 +383,7 @@ impl Engine {
                                 st,
                                 &o.hit,
                                 at,
+                                Some(&o.samples),
                             ));
                         }
                     }
@@ -394,6 +407,7 @@ impl Engine {
                         &st,
                         &o.hit,
                         self.now,
+                        Some(&o.samples),
                     ));
                 }
             }

@@ -16,6 +16,7 @@ pub fn detection_id(sensor: &str, n: u64) -> String {
     format!("{sensor}:det-{n:06}")
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn build(
     sensor: &str,
     id: u64,
@@ -24,6 +25,7 @@ pub fn build(
     st: &KeyState,
     hit: &Hit,
     at: Timestamp,
+    samples: Option<&[std::sync::Arc<str>]>,
 ) -> DetectionEvent {
     let view = st.window(hit.window).view();
     let c = &view.counts;
@@ -82,10 +84,13 @@ pub fn build(
             .map(|o| o.item.to_string())
             .collect(),
         spcs: st.spcs.top().iter().map(|o| o.item.to_string()).collect(),
-        sample_call_ids: st.samples[rule as usize]
-            .iter()
-            .map(|c| c.to_string())
-            .collect(),
+        sample_call_ids: match samples {
+            Some(s) => s.iter().map(|c| c.to_string()).collect(),
+            None => st.samples[rule as usize]
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+        },
         evidence: hit.evidence.iter().copied().collect(),
     }
 }

@@ -59,11 +59,13 @@ impl Rule {
         }
     }
 
-    /// The key kinds a rule watches. A peer carries everyone's traffic, so share-based rules
-    /// would be diluted there; only the unsigned burst is judged per peer.
+    /// The key kinds a rule watches. A peer carries everyone's traffic: share rules would be
+    /// diluted there, and a burst judged per peer cannot tell its own calls from the peer's
+    /// steady unsigned background (its samples would name background calls), so the unsigned
+    /// burst is judged per fingerprint, where the flood's own setup shows.
     pub fn applies(self, kind: KeyKind) -> bool {
         match self {
-            Rule::UnsignedFlood => matches!(kind, KeyKind::Fingerprint | KeyKind::Peer),
+            Rule::UnsignedFlood => kind == KeyKind::Fingerprint,
             Rule::OrigidCallerChurn => matches!(kind, KeyKind::Fingerprint | KeyKind::Origid),
             _ => kind != KeyKind::Peer,
         }
@@ -93,6 +95,9 @@ pub struct OpenEvent {
     pub last_emit: Timestamp,
     pub last_hold: Timestamp,
     pub hit: Hit,
+    /// The rule's sample calls when it last held (a closing event must not report calls that
+    /// came after the campaign, when the rule no longer held).
+    pub samples: Vec<std::sync::Arc<str>>,
 }
 
 fn ratio(a: u32, b: u32) -> f64 {

@@ -1,0 +1,110 @@
+//! Detector cost per call: one shard's Engine fed call starts and ends of background-like
+//! traffic (many callers, 2,000 fingerprints, 40 origids, 4 peers), as the shard thread does.
+//! Also the hand-off (DetectFeed batches over a crossbeam channel) without the engine.
+//! Run: `cargo bench --bench detect`. Compare with benches/throughput.sh (detect.enabled).
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use shaken_sensor::clock::Timestamp;
+use shaken_sensor::config::DetectConfig;
+use shaken_sensor::detect::engine::Engine;
+use shaken_sensor::detect::features::{Attest, CallEnd, CallKeys, CallStart, Verstat};
+use shaken_sensor::detect::feed::{DetectFeed, DetectMsg};
+use shaken_sensor::sip::tn::canonicalize;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+const CALLS: usize = 100_000;
+
+fn stream() -> Vec<(CallStart, CallEnd)> {
+    let mut x: u64 = 7;
+    let mut next = move || {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        x >> 33
+    };
+    let peers: Vec<Arc<str>> = ["alpha", "bravo", "charlie", "delta"]
+        .iter()
+        .map(|p| Arc::from(*p))
+        .collect();
+    (0..CALLS)
+        .map(|i| {
+            let at = Timestamp(1_795_000_000_000_000 + i as i64 * 20_000); // 50 calls/s
+            let origid = next() % 40;
+            let keys = CallKeys {
+                fingerprint: origid * 50 + next() % 50,
+                peer: peers[(origid % 4) as usize].clone(),
+                origid: Some(format!("origid-{origid}").into_boxed_str()),
+                orig_tn: canonicalize(
+                    format!("1{}", 2_000_000_000 + next() % 5_000_000).as_bytes(),
+                ),
+            };
+            let call_id: Arc<str> = Arc::from(format!("{i}@bench").as_str());
+            let dest =
+                canonicalize(format!("1{}", 3_000_000_000 + next() % 7_000_000_000).as_bytes());
+            let answered = next() % 100 < 55;
+            let start = CallStart {
+                at,
+                call_id: call_id.clone(),
+                keys: keys.clone(),
+                ocn: None,
+                dest_tn: dest,
+                attest: Attest::A,
+                verstat: Verstat::Passed,
+                spc: Some("111A".into()),
+                unsigned: false,
+                replayed: false,
+                verify_failed: false,
+            };
+            let end = CallEnd {
+                at: Timestamp(at.0 + 30_000_000),
+                call_id,
+                keys,
+                answered,
+                cancelled: false,
+                ring_ms: Some(6000),
+                duration_ms: answered.then_some(60_000),
+                final_code: Some(if answered { 200 } else { 480 }),
+            };
+            (start, end)
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let calls = stream();
+    let cfg = DetectConfig::default();
+    let mut g = c.benchmark_group("detect");
+    g.throughput(Throughput::Elements(CALLS as u64));
+    g.sample_size(10);
+    g.bench_function("engine_start_and_end_per_call", |b| {
+        b.iter(|| {
+            let mut e = Engine::new(&cfg, 0, 1, Arc::from("b"), Arc::new(AtomicU64::new(0)));
+            for (s, end) in &calls {
+                e.on_start(s);
+                e.on_end(end);
+            }
+            black_box(e.take_events().len())
+        })
+    });
+    g.bench_function("feed_handoff_per_call", |b| {
+        b.iter(|| {
+            let (tx, rx) = crossbeam_channel::bounded::<Vec<DetectMsg>>(1 << 16);
+            let counter = prometheus::IntCounter::new("x", "x").unwrap();
+            let mut feed = DetectFeed::new(vec![tx], true, counter);
+            for (i, (s, end)) in calls.iter().enumerate() {
+                feed.start(s.clone());
+                feed.end(end.clone());
+                if i % 32 == 31 {
+                    feed.flush(s.at);
+                }
+            }
+            drop(feed);
+            black_box(rx.try_iter().map(|b| b.len()).sum::<usize>())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
