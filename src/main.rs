@@ -116,7 +116,7 @@ enum Command {
     Scenario {
         #[arg(long)]
         out: PathBuf,
-        /// small: 15,000 background calls over 15 min, the 8 campaign kinds; full: 200,000
+        /// small: 16,000 background calls over 20 min, the 8 campaign kinds; full: 200,000
         /// over an hour and 16 campaigns (two of each kind).
         #[arg(long, value_enum, default_value = "small")]
         scale: ScaleArg,

@@ -125,7 +125,8 @@ pub struct KeyTable {
     cms_now: CountMin,
     cms_prev: CountMin,
     epoch: i64,
-    index: HashMap<u64, usize>,
+    /// Key hash → slot (the keys are already well-mixed hashes: a fast hasher is enough).
+    index: HashMap<u64, usize, ahash::RandomState>,
     slots: Vec<Option<KeyState>>,
     free: Vec<usize>,
     cursor: usize,
@@ -148,7 +149,7 @@ impl KeyTable {
             cms_now: CountMin::new(sketch_width, 4),
             cms_prev: CountMin::new(sketch_width, 4),
             epoch: i64::MIN,
-            index: HashMap::new(),
+            index: HashMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
             cursor: 0,

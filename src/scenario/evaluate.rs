@@ -1,10 +1,12 @@
 //! `shaken-sensor evaluate`: scores DetectionEvents (JSON lines from `replay --detections`)
-//! against a scenario's labels. An event belongs to the group (campaign, legitimate sender or
-//! background) that owns the most of its sample Call-IDs (ties go to background: an event the
-//! labels cannot pin on a campaign counts against the detector). Per campaign: detected,
-//! first rule, latency from the first INVITE to the first attributed `opened` event, and
-//! whether that event names the campaign's peer first. Events owned by background or a
-//! legitimate sender are false positives.
+//! against a scenario's labels. A detection belongs to the group (campaign, legitimate sender
+//! or background) owning most of the sample Call-IDs of its first (opened) line; ties go to
+//! background, so an event the labels cannot pin on a campaign counts against the detector.
+//! Per campaign: detected, first rule, latency from the first INVITE to the first attributed
+//! `opened` line, and whether that line names the campaign's peer first. False positives:
+//! detections owned by background or a legitimate sender, and campaign detections that keep
+//! firing (`updated`) on background samples in a window opened after the campaign's last call.
+//! `closed` lines are never firings; those with background samples are only counted.
 //!
 //! It must never count an event for a campaign it was not attributed to, and never pass a
 //! scenario silently when its inputs are missing or unreadable.
@@ -57,6 +59,8 @@ struct Event {
     detection_id: String,
     state: String,
     rule: String,
+    #[serde(default)]
+    first_seen: Option<String>,
     last_seen: String,
     #[serde(default)]
     peers: Vec<PeerEntry>,
@@ -98,6 +102,8 @@ pub struct Evaluation {
     pub false_positives: Vec<FalsePositive>,
     /// Detections whose sample Call-IDs are all unknown to the labels.
     pub unattributed: usize,
+    /// `closed` lines whose samples are mostly background (not counted as false positives).
+    pub closed_on_background: usize,
     pub detections: usize,
     pub passed: bool,
 }
@@ -130,6 +136,26 @@ fn time(path: &Path, s: &str) -> Result<Timestamp, EvaluateError> {
         line: 0,
         msg: format!("not an RFC 3339 time: {s:?}"),
     })
+}
+
+/// The group owning most of the line's known sample Call-IDs; ties go to background.
+fn majority<'a>(ev: &Event, owner_of: &HashMap<&str, (&'a str, bool)>) -> Option<(&'a str, bool)> {
+    let mut votes: HashMap<&str, (usize, bool)> = HashMap::new();
+    for id in &ev.sample_call_ids {
+        if let Some((owner, camp)) = owner_of.get(id.as_str()) {
+            let v = votes.entry(owner).or_insert((0, *camp));
+            v.0 += 1;
+        }
+    }
+    votes
+        .into_iter()
+        .max_by(|a, b| {
+            a.1 .0
+                .cmp(&b.1 .0)
+                .then((!a.1 .1).cmp(&!b.1 .1))
+                .then(b.0.cmp(a.0))
+        })
+        .map(|(o, (_, c))| (o, c))
 }
 
 pub fn evaluate(
@@ -177,49 +203,69 @@ pub fn evaluate(
     let mut fp: Vec<FalsePositive> = Vec::new();
     let mut fp_ids: HashMap<String, ()> = HashMap::new();
     let mut unattributed: HashMap<String, ()> = HashMap::new();
+    let mut closed_on_background = 0usize;
     // Earliest attributed opened event per campaign: (last_seen, rule, peer).
     let mut first: HashMap<String, (Timestamp, String, Option<String>)> = HashMap::new();
     let mut rules_seen: HashMap<(String, String), HashMap<String, ()>> = HashMap::new();
+    let ends: HashMap<&str, Timestamp> = groups
+        .iter()
+        .map(|g| Ok((g.id.as_str(), time(&cpath, &g.end)?)))
+        .collect::<Result<_, EvaluateError>>()?;
+    // Owner of each detection: decided by its first line (the opened event, the firing).
+    let mut owners: HashMap<String, Option<(String, bool)>> = HashMap::new();
     for ev in &events {
         seen_ids.insert(ev.detection_id.clone(), ());
-        let mut votes: HashMap<&str, (usize, bool)> = HashMap::new();
-        for id in &ev.sample_call_ids {
-            if let Some((owner, camp)) = owner_of.get(id.as_str()) {
-                let v = votes.entry(owner).or_insert((0, *camp));
-                v.0 += 1;
-            }
-        }
-        let best = votes.iter().max_by(|a, b| {
-            a.1 .0
-                .cmp(&b.1 .0)
-                .then((!a.1 .1).cmp(&!b.1 .1))
-                .then(b.0.cmp(a.0))
-        });
-        let Some((owner, (_, is_campaign))) = best else {
+        let line_owner = majority(ev, &owner_of);
+        let owner = owners
+            .entry(ev.detection_id.clone())
+            .or_insert_with(|| line_owner.map(|(o, c)| (o.to_string(), c)))
+            .clone();
+        let Some((owner, is_campaign)) = owner else {
             unattributed.insert(ev.detection_id.clone(), ());
             continue;
         };
+        let line_on_background = line_owner.is_some_and(|(_, c)| !c);
         let top = ev.peers.first().map(|p| p.peer.clone());
-        if !is_campaign {
+        // A closed line reports that the rule stopped holding; its samples may well be the
+        // background that followed the campaign. It is counted, never a false positive.
+        if ev.state == "closed" {
+            closed_on_background += usize::from(line_on_background);
+            if !is_campaign {
+                continue;
+            }
+        }
+        // An update whose samples are background and whose window opened after the
+        // campaign's last call holds on background alone: a false positive too.
+        let held_on_background = is_campaign
+            && ev.state == "updated"
+            && line_on_background
+            && match (ev.first_seen.as_deref(), ends.get(owner.as_str())) {
+                (Some(fs), Some(end)) => time(detections, fs)? > *end,
+                _ => true,
+            };
+        if (!is_campaign || held_on_background) && ev.state != "closed" {
             if fp_ids.insert(ev.detection_id.clone(), ()).is_none() {
                 fp.push(FalsePositive {
                     detection_id: ev.detection_id.clone(),
                     rule: ev.rule.clone(),
-                    owner: owner.to_string(),
+                    owner: line_owner.map_or(owner.clone(), |(o, _)| o.to_string()),
                     peer: top,
                     last_seen: ev.last_seen.clone(),
                 });
             }
             continue;
         }
+        if !is_campaign {
+            continue;
+        }
         rules_seen
-            .entry((owner.to_string(), ev.rule.clone()))
+            .entry((owner.clone(), ev.rule.clone()))
             .or_default()
             .insert(ev.detection_id.clone(), ());
         if ev.state == "opened" {
             let at = time(detections, &ev.last_seen)?;
             let e = first
-                .entry(owner.to_string())
+                .entry(owner.clone())
                 .or_insert((at, ev.rule.clone(), top.clone()));
             if at < e.0 {
                 *e = (at, ev.rule.clone(), top);
@@ -252,6 +298,7 @@ pub fn evaluate(
         events_on_background: fp.len(),
         false_positives: fp,
         unattributed: unattributed.len(),
+        closed_on_background,
         detections: seen_ids.len(),
         passed,
     })
@@ -291,8 +338,12 @@ impl Evaluation {
             ));
         }
         s.push_str(&format!(
-            "detections: {}; on background or legitimate senders: {}; unattributed: {}\n",
-            self.detections, self.events_on_background, self.unattributed
+            "detections: {}; on background or legitimate senders: {}; unattributed: {}; \
+             closed lines on background (not counted): {}\n",
+            self.detections,
+            self.events_on_background,
+            self.unattributed,
+            self.closed_on_background
         ));
         for f in &self.false_positives {
             s.push_str(&format!(
@@ -352,8 +403,22 @@ mod tests {
     }
 
     fn ev(id: &str, state: &str, rule: &str, at: &str, peer: &str, samples: &[&str]) -> String {
-        serde_json::json!({"detection_id": id, "state": state, "rule": rule, "last_seen": at,
-            "peers": [{"peer": peer, "ocn": "1", "calls": 3}], "sample_call_ids": samples})
+        held(id, state, rule, "2026-01-01T00:00:00Z", at, peer, samples)
+    }
+
+    /// An event line whose window starts at `from`.
+    fn held(
+        id: &str,
+        state: &str,
+        rule: &str,
+        from: &str,
+        at: &str,
+        peer: &str,
+        samples: &[&str],
+    ) -> String {
+        serde_json::json!({"detection_id": id, "state": state, "rule": rule, "first_seen": from,
+            "last_seen": at, "peers": [{"peer": peer, "ocn": "1", "calls": 3}],
+            "sample_call_ids": samples})
         .to_string()
     }
 
@@ -410,15 +475,35 @@ mod tests {
                 "p9",
                 &["nobody"],
             ),
+            ev(
+                "d-2",
+                "closed",
+                "one_ring",
+                "2026-01-01T00:03:00Z",
+                "p2",
+                &["c2", "b1", "b2"],
+            ),
+            // Held on background alone after the campaign's last call (00:00:11): a firing.
+            held(
+                "d-2",
+                "updated",
+                "one_ring",
+                "2026-01-01T00:01:00Z",
+                "2026-01-01T00:02:00Z",
+                "p2",
+                &["b1", "b2", "c2"],
+            ),
         ];
         let d = write(dir.path(), "det.jsonl", &(dets.join("\n") + "\n"));
         let e = evaluate(dir.path(), &d, 60.0).unwrap();
         assert_eq!(e.detections, 5);
         assert_eq!(e.unattributed, 1);
+        assert_eq!(e.closed_on_background, 1);
         // d-1 belongs to background (2 of 3), d-3 is a tie campaign/legit: background wins.
-        assert_eq!(e.events_on_background, 2);
+        assert_eq!(e.events_on_background, 3);
         let owners: Vec<&str> = e.false_positives.iter().map(|f| f.owner.as_str()).collect();
-        assert_eq!(owners, ["bg", "school"]);
+        assert_eq!(owners, ["bg", "school", "bg"]);
+        assert_eq!(e.false_positives[2].detection_id, "d-2");
         let camp = &e.campaigns[0];
         assert_eq!(camp.id, "camp");
         assert!(camp.detected);
@@ -452,6 +537,16 @@ mod tests {
                 "2026-01-01T00:01:10Z",
                 "p3",
                 &["d1"],
+            ),
+            // Still inside the campaign's window: recent samples are background, not a firing.
+            held(
+                "d-2",
+                "updated",
+                "one_ring",
+                "2026-01-01T00:00:05Z",
+                "2026-01-01T00:00:40Z",
+                "p2",
+                &["b1", "b2"],
             ),
         ];
         let d = write(dir.path(), "det.jsonl", &(dets.join("\n") + "\n"));

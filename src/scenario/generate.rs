@@ -23,6 +23,8 @@ use std::time::Instant;
 pub enum ScenarioError {
     #[error(transparent)]
     Pki(#[from] PkiError),
+    #[error("{0}")]
+    Options(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -42,11 +44,11 @@ pub struct ScenarioOptions {
 }
 
 impl ScenarioOptions {
-    /// Defaults of a scale: small = 15,000 background calls over 15 minutes (CI), full =
+    /// Defaults of a scale: small = 16,000 background calls over 20 minutes (CI), full =
     /// 200,000 over an hour.
     pub fn for_scale(out: PathBuf, scale: Scale) -> Self {
         let (background, duration_s) = match scale {
-            Scale::Small => (15_000, 900),
+            Scale::Small => (16_000, 1200),
             Scale::Full => (200_000, 3600),
         };
         ScenarioOptions {
@@ -79,7 +81,22 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ScenarioError + '_ {
     }
 }
 
+/// The plan holds every call (~250 bytes each) in memory: this bounds it near 1 GB.
+pub const MAX_BACKGROUND: u32 = 4_000_000;
+
 pub fn generate(o: &ScenarioOptions) -> Result<ScenarioSummary, ScenarioError> {
+    if o.background > MAX_BACKGROUND {
+        return Err(ScenarioError::Options(format!(
+            "--background {} is more than {MAX_BACKGROUND}",
+            o.background
+        )));
+    }
+    if !(300..=86_400).contains(&o.duration_s) {
+        return Err(ScenarioError::Options(format!(
+            "--duration-s {} is outside 300..=86400 (campaigns start after a 5-minute warm-up)",
+            o.duration_s
+        )));
+    }
     let started = Instant::now();
     std::fs::create_dir_all(&o.out).map_err(io_err(&o.out))?;
     let out = std::fs::canonicalize(&o.out).map_err(io_err(&o.out))?;

@@ -830,13 +830,23 @@ fn campaigns(b: &mut Builder, o: &PlanOptions, duration_us: i64) {
         .iter()
         .filter(|c| o.scale == Scale::Full || !c.full_only)
         .collect();
-    let first = duration_us / 10;
+    // A sensor has been up for a while when a campaign starts: leave the detectors their
+    // warm-up (5 min) of background first, as a long-running sensor would have had.
+    let first = (duration_us / 10).max(330 * 1_000_000).min(duration_us / 2);
     let span = duration_us * 85 / 100 - first;
     let slot = span / defs.len() as i64;
     for (i, def) in defs.iter().enumerate() {
         let mut rng = Rng::fork(o.seed, def.id);
         let jitter = rng.below((slot / 4).max(1) as u64) as i64;
-        let start = b.opts_start_us + first + slot * i as i64 + jitter;
+        let mut start = b.opts_start_us + first + slot * i as i64 + jitter;
+        // Never overlap an earlier campaign on the same peer (attribution would be ambiguous).
+        for g in b
+            .groups
+            .iter()
+            .filter(|g| g.peer == def.peer && g.kind.is_some_and(Kind::is_campaign))
+        {
+            start = start.max(g.last_us + 30_000_000);
+        }
         let g = b.open_group(def.id, Some(def.kind), def.peer, def.rate);
         campaign(b, def, g, start, &mut rng);
     }
@@ -1028,7 +1038,7 @@ mod tests {
     fn small(seed: u64) -> Plan {
         build(&PlanOptions {
             background: 3000,
-            duration_s: 600,
+            duration_s: 1200,
             seed,
             scale: Scale::Small,
             start_unix: 1_795_000_000,
