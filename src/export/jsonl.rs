@@ -76,6 +76,14 @@ impl JsonlWriter {
             .map_err(|source| JsonlError::from_io(&self.path, source))
     }
 
+    /// One line that is already a serialized JSON object (without its newline).
+    pub fn write_json(&mut self, json: &[u8]) -> Result<(), JsonlError> {
+        self.out
+            .write_all(json)
+            .and_then(|()| self.out.write_all(b"\n"))
+            .map_err(|source| JsonlError::from_io(&self.path, source))
+    }
+
     pub fn flush(&mut self) -> Result<(), JsonlError> {
         self.out
             .flush()

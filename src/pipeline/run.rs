@@ -4,7 +4,7 @@
 use super::capture_thread::CaptureThread;
 use super::detection::Detection;
 use super::dispatch::{Backpressure, Dispatcher};
-use super::messages::WorkerMsg;
+use super::messages::{SinkRecord, WorkerMsg};
 use super::problems;
 use super::reload::LiveConfig;
 use super::summary::Summary;
@@ -165,7 +165,8 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
         .clone()
         .unwrap_or_else(|| cfg.output.records.clone());
     let mut writer = JsonlWriter::open(&records_path)?;
-    let (rec_tx, rec_rx) = bounded::<CallRecord>(cfg.output.queue_records);
+    let (rec_tx, rec_rx) = bounded::<SinkRecord>(cfg.output.queue_records);
+    let serialize_in_workers = writer.is_some() || cfg.push.enabled;
     let sink_metrics = metrics.clone();
     // The traceback store has its own writer thread behind its own bounded queue.
     let store = if cfg.traceback.enabled {
@@ -220,9 +221,13 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
         };
         loop {
             match rec_rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(r) => {
+                Ok(SinkRecord { record: r, json }) => {
                     if let Some(w) = writer.as_mut() {
-                        w.write(&r).map_err(write_failed)?;
+                        match &json {
+                            Some(j) => w.write_json(j),
+                            None => w.write(&r),
+                        }
+                        .map_err(write_failed)?;
                     }
                     sink_metrics.records_written.inc();
                     if let Some(arrival) = r.trace {
@@ -231,7 +236,8 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
                     }
                     if let Some(q) = &push_queue {
                         // Serializing plain structs into a Vec cannot fail.
-                        let json = serde_json::to_vec(&r).unwrap_or_default();
+                        let json =
+                            json.unwrap_or_else(|| serde_json::to_vec(&r).unwrap_or_default());
                         q.offer(crate::export::spool::Kind::CallRecord, json, !live);
                     }
                     if let Some(tx) = &store_tx {
@@ -328,6 +334,7 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
         let records = RecordSender {
             tx: rec_tx.clone(),
             wait: !live,
+            serialize: serialize_in_workers,
         };
         let (recycle, metrics, peers, sensor_id) = (
             recycle_tx.clone(),

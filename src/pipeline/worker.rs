@@ -2,7 +2,7 @@
 //! advance its call in this worker's dialog table, and send finished CallRecords to the sink.
 //! Counters are kept locally and published once per batch.
 
-use super::messages::{Batch, WorkerMsg};
+use super::messages::{Batch, SinkRecord, WorkerMsg};
 use super::verification::Verification;
 use crate::clock::Timestamp;
 use crate::detect::features::{CallEnd, CallStart};
@@ -71,8 +71,10 @@ fn kind_index(msg: &SipMessage<'_>) -> usize {
 /// Where finished records go; live capture drops (and counts) rather than wait on a slow sink.
 #[derive(Clone)]
 pub struct RecordSender {
-    pub tx: Sender<CallRecord>,
+    pub tx: Sender<SinkRecord>,
     pub wait: bool,
+    /// Some output wants the record as JSON: serialize it here, on this worker's core.
+    pub serialize: bool,
 }
 
 pub struct Worker {
@@ -167,7 +169,12 @@ impl Worker {
         let mut last_sweep = Timestamp::ZERO;
         let dropped = Cell::new(0u64);
         let records = self.records.clone();
-        let send = |r: CallRecord| {
+        let send = |record: CallRecord| {
+            // Serializing plain structs into a Vec cannot fail.
+            let json = records
+                .serialize
+                .then(|| serde_json::to_vec(&record).unwrap_or_default());
+            let r = SinkRecord { record, json };
             if records.wait {
                 let _ = records.tx.send(r);
             } else if let Err(TrySendError::Full(_)) = records.tx.try_send(r) {
