@@ -419,13 +419,13 @@ fn server_errors_and_rate_limits_are_retried_honouring_retry_after() {
         ),
         3.0
     );
-    assert_eq!(
-        metric(
-            &run.metrics,
-            "shaken_sensor_push_batches_total{outcome=\"delivered\"}"
-        ),
-        1.0
+    // Usually one batch; two when the pusher took the first records before the rest were
+    // spooled. Either way the collector answered 200 to each delivered batch, once.
+    let delivered = metric(
+        &run.metrics,
+        "shaken_sensor_push_batches_total{outcome=\"delivered\"}",
     );
+    assert!(delivered >= 1.0);
     assert_eq!(
         c.metric("shaken_collector_batches_total{status=\"500\"}"),
         2.0
@@ -436,7 +436,7 @@ fn server_errors_and_rate_limits_are_retried_honouring_retry_after() {
     );
     assert_eq!(
         c.metric("shaken_collector_batches_total{status=\"200\"}"),
-        1.0
+        delivered
     );
     // Backoff alone (50 ms doubling, capped at 400 ms) would be done well within a second.
     assert!(
@@ -499,7 +499,10 @@ fn a_refused_batch_goes_to_the_dead_letter_folder_and_the_rest_is_delivered() {
     let head: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     assert_eq!(head["dead_letter"]["status"], 400);
     assert_eq!(head["dead_letter"]["class"], "call");
-    assert_eq!(head["dead_letter"]["records"], 4);
+    // A batch holds at most batch_max_records; the pusher may take the first one before all
+    // four records are spooled (records arrive as calls end).
+    let k = head["dead_letter"]["records"].as_u64().unwrap() as usize;
+    assert!((1..=4).contains(&k), "{head}");
     assert!(head["dead_letter"]["reason"]
         .as_str()
         .unwrap()
@@ -512,13 +515,13 @@ fn a_refused_batch_goes_to_the_dead_letter_folder_and_the_rest_is_delivered() {
                 .to_string()
         })
         .collect();
-    // The first batch (the first 4 records spooled) was refused.
-    assert_eq!(dead, run.ids[..4]);
+    // The first batch (the first k records spooled) was refused.
+    assert_eq!(dead, run.ids[..k]);
     let at = c.ids();
     assert!(dead.iter().all(|id| !at.contains(id)));
-    assert!(all_in(&run.ids[4..], &at));
-    let n = run.ids.len() as i64;
-    assert_eq!(c.counts(), (n - 4, n - 4));
+    assert!(all_in(&run.ids[k..], &at));
+    let n = (run.ids.len() - k) as i64;
+    assert_eq!(c.counts(), (n, n));
     assert_eq!(
         metric(
             &run.metrics,
@@ -531,7 +534,7 @@ fn a_refused_batch_goes_to_the_dead_letter_folder_and_the_rest_is_delivered() {
             &run.metrics,
             "shaken_sensor_push_records_total{outcome=\"dead_letter\"}"
         ),
-        4.0
+        k as f64
     );
 }
 
