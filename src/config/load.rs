@@ -31,6 +31,39 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     Config::from_toml(&text, &label)
 }
 
+/// The checks every section's validation repeats; errors name the file and the full key
+/// (`section` is its prefix, e.g. "push.").
+struct Checks<'a> {
+    path: &'a str,
+    section: &'static str,
+}
+
+impl Checks<'_> {
+    fn bad(&self, key: &str, problem: String) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_string(),
+            key: format!("{}{key}", self.section),
+            problem,
+        }
+    }
+
+    fn range(&self, key: &str, v: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
+        if v < lo || v > hi {
+            Err(self.bad(key, format!("must be between {lo} and {hi}, got {v}")))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn share(&self, key: &str, v: f64) -> Result<(), ConfigError> {
+        if (0.0..=1.0).contains(&v) {
+            Ok(())
+        } else {
+            Err(self.bad(key, format!("must be a share between 0 and 1, got {v}")))
+        }
+    }
+}
+
 impl Config {
     /// Parses and validates TOML text; `label` names its origin in errors.
     pub fn from_toml(text: &str, label: &str) -> Result<Config, ConfigError> {
@@ -44,18 +77,12 @@ impl Config {
 
     /// Start-up checks that types alone cannot express.
     pub fn validate(&self, label: &str) -> Result<(), ConfigError> {
-        let bad = |key: &str, problem: String| ConfigError::Invalid {
-            path: label.to_string(),
-            key: key.to_string(),
-            problem,
+        let checks = Checks {
+            path: label,
+            section: "",
         };
-        let range = |key: &str, v: u64, lo: u64, hi: u64| {
-            if v < lo || v > hi {
-                Err(bad(key, format!("must be between {lo} and {hi}, got {v}")))
-            } else {
-                Ok(())
-            }
-        };
+        let bad = |key: &str, problem: String| checks.bad(key, problem);
+        let range = |key: &str, v: u64, lo: u64, hi: u64| checks.range(key, v, lo, hi);
         if self.sensor.id.trim().is_empty() || self.sensor.id.len() > 64 {
             return Err(bad("sensor.id", "must be 1 to 64 characters".into()));
         }
@@ -282,28 +309,13 @@ impl Config {
 
     /// The `[detect]` section: ranges of the engine's caps and of every rule threshold.
     fn validate_detect(&self, label: &str) -> Result<(), ConfigError> {
-        let bad = |key: &str, problem: String| ConfigError::Invalid {
-            path: label.to_string(),
-            key: format!("detect.{key}"),
-            problem,
+        let checks = Checks {
+            path: label,
+            section: "detect.",
         };
-        let range = |key: &str, v: u64, lo: u64, hi: u64| {
-            if v < lo || v > hi {
-                Err(bad(key, format!("must be between {lo} and {hi}, got {v}")))
-            } else {
-                Ok(())
-            }
-        };
-        let share = |key: &str, v: f64| {
-            if (0.0..=1.0).contains(&v) {
-                Ok(())
-            } else {
-                Err(bad(
-                    key,
-                    format!("must be a share between 0 and 1, got {v}"),
-                ))
-            }
-        };
+        let bad = |key: &str, problem: String| checks.bad(key, problem);
+        let range = |key: &str, v: u64, lo: u64, hi: u64| checks.range(key, v, lo, hi);
+        let share = |key: &str, v: f64| checks.share(key, v);
         let d = &self.detect;
         range("shards", d.shards as u64, 1, 64)?;
         range("queue_batches", d.queue_batches as u64, 1, 1 << 20)?;
@@ -410,18 +422,12 @@ impl Config {
 
     /// The `[push]` section: checked only as far as it matters when push is off.
     fn validate_push(&self, label: &str) -> Result<(), ConfigError> {
-        let bad = |key: &str, problem: String| ConfigError::Invalid {
-            path: label.to_string(),
-            key: format!("push.{key}"),
-            problem,
+        let checks = Checks {
+            path: label,
+            section: "push.",
         };
-        let range = |key: &str, v: u64, lo: u64, hi: u64| {
-            if v < lo || v > hi {
-                Err(bad(key, format!("must be between {lo} and {hi}, got {v}")))
-            } else {
-                Ok(())
-            }
-        };
+        let bad = |key: &str, problem: String| checks.bad(key, problem);
+        let range = |key: &str, v: u64, lo: u64, hi: u64| checks.range(key, v, lo, hi);
         let p = &self.push;
         range("spool_max_mb", p.spool_max_mb, 1, 1 << 22)?;
         range("fsync_interval_ms", p.fsync_interval_ms, 1, 60_000)?;
