@@ -5,29 +5,12 @@ benches/perf.sh makes capture (c) from the sipp capture (b) with it. Standard li
 
 usage: fragment_pcap.py IN.pcap OUT.pcap [MTU]   (default MTU 1500)
 """
+import os
 import struct
 import sys
 
-
-def fragments(packet, mtu, ident):
-    # Linux sends DF datagrams with IP ID 0; fragments need distinct IDs to be reassembled
-    ihl = (packet[0] & 0x0F) * 4
-    header, payload = packet[:ihl], packet[ihl:]
-    step = (mtu - ihl) // 8 * 8
-    out = []
-    for off in range(0, len(payload), step):
-        chunk = payload[off:off + step]
-        more = 0x2000 if off + step < len(payload) else 0
-        h = bytearray(header)
-        struct.pack_into("!H", h, 2, ihl + len(chunk))
-        struct.pack_into("!H", h, 4, ident & 0xFFFF)
-        struct.pack_into("!H", h, 6, more | (off // 8))
-        struct.pack_into("!H", h, 10, 0)
-        csum = sum((h[i] << 8) | h[i + 1] for i in range(0, ihl, 2))
-        csum = (csum & 0xFFFF) + (csum >> 16)
-        struct.pack_into("!H", h, 10, ~((csum & 0xFFFF) + (csum >> 16)) & 0xFFFF)
-        out.append(bytes(h) + chunk)
-    return out
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_calls import fragments  # noqa: E402  (one fragmenter for both tools)
 
 
 def main():

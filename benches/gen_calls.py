@@ -37,8 +37,10 @@ def ip_udp(src, dst, sport, dport, payload, ident):
     return hdr[:10] + struct.pack("!H", csum) + hdr[12:] + udp
 
 
-def fragments(packet, mtu):
-    """IPv4 fragments of `packet` (a full IPv4 datagram) for an MTU, RFC 791 style."""
+def fragments(packet, mtu, ident=None):
+    """IPv4 fragments of `packet` (a full IPv4 datagram) for an MTU, RFC 791 style; `ident`
+    replaces the datagram's IP ID (Linux sends DF datagrams with ID 0, which fragments of
+    different datagrams must not share)."""
     ihl = (packet[0] & 0x0F) * 4
     header, payload = packet[:ihl], packet[ihl:]
     step = (mtu - ihl) // 8 * 8
@@ -48,6 +50,8 @@ def fragments(packet, mtu):
         more = 0x2000 if off + step < len(payload) else 0
         h = bytearray(header)
         struct.pack_into("!H", h, 2, ihl + len(chunk))
+        if ident is not None:
+            struct.pack_into("!H", h, 4, ident & 0xFFFF)
         struct.pack_into("!H", h, 6, more | (off // 8))
         struct.pack_into("!H", h, 10, 0)
         csum = sum((h[i] << 8) | h[i + 1] for i in range(0, ihl, 2))
