@@ -39,14 +39,6 @@ fn wait_with_timeout(child: &mut Child, limit: Duration) -> Option<std::process:
     None
 }
 
-struct KillOnDrop(Child);
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn live_loopback_capture_records_every_sipp_call() {
     if !is_root() || !have("sipp") {
@@ -79,7 +71,7 @@ fn live_loopback_capture_records_every_sipp_call() {
         .spawn()
         .unwrap();
     let stderr = sensor.stderr.take().unwrap();
-    let mut sensor = KillOnDrop(sensor);
+    let mut sensor = common::KillOnDrop(sensor);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -98,24 +90,7 @@ fn live_loopback_capture_records_every_sipp_call() {
         }
     }
 
-    let uas = Command::new("sipp")
-        .args([
-            "-sn",
-            "uas",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &UAS_PORT.to_string(),
-            "-nostdin",
-            "-timeout",
-            "60s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _uas = KillOnDrop(uas);
-    std::thread::sleep(Duration::from_millis(300));
+    let _uas = common::sipp_uas(UAS_PORT, 60);
     let mut uac = Command::new("sipp")
         .args([
             "-sn",

@@ -7,10 +7,10 @@
 mod common;
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
@@ -33,14 +33,6 @@ fn have(tool: &str) -> bool {
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
-}
-
-struct KillOnDrop(Child);
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn config(dir: &Path, peer: &str) -> String {
@@ -132,17 +124,9 @@ fn peers_of_records(out: &Path, n: usize) -> Vec<String> {
     }
 }
 
-fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    raw
+/// (status, body) of a GET.
+fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    common::http(addr, "GET", path, None, None, "")
 }
 
 fn hup(pid: u32) {
@@ -174,7 +158,7 @@ fn sighup_applies_new_peers_and_refuses_a_broken_file_without_stopping_capture()
         .spawn()
         .unwrap();
     let stderr = sensor.stderr.take().unwrap();
-    let sensor = KillOnDrop(sensor);
+    let sensor = common::KillOnDrop(sensor);
     let pid = sensor.0.id();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -191,31 +175,14 @@ fn sighup_applies_new_peers_and_refuses_a_broken_file_without_stopping_capture()
         .unwrap();
     wait_log(&rx, &mut log, "capture running");
 
-    let uas = Command::new("sipp")
-        .args([
-            "-sn",
-            "uas",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &UAS_PORT.to_string(),
-            "-nostdin",
-            "-timeout",
-            "90s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _uas = KillOnDrop(uas);
-    std::thread::sleep(Duration::from_millis(300));
+    let _uas = common::sipp_uas(UAS_PORT, 90);
 
     sipp_calls();
     assert_eq!(peers_of_records(&out, CALLS), vec!["before"; CALLS]);
     // Capturing, sink writing: ready.
-    let health = http_get(addr, "/healthz");
-    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
-    let body: Value = serde_json::from_str(health.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let (status, health) = http_get(addr, "/healthz");
+    assert_eq!(status, 200, "{health}");
+    let body: Value = serde_json::from_str(&health).unwrap();
     assert_eq!(
         body,
         serde_json::json!({"status": "ok", "components": {"capture": {"ok": true}, "sink_jsonl": {"ok": true}}})
@@ -249,7 +216,7 @@ fn sighup_applies_new_peers_and_refuses_a_broken_file_without_stopping_capture()
     sipp_calls();
     let peers = peers_of_records(&out, 3 * CALLS);
     assert_eq!(peers[2 * CALLS..], vec!["after"; CALLS]);
-    let m = http_get(addr, "/metrics");
+    let (_, m) = http_get(addr, "/metrics");
     assert!(
         m.contains("shaken_sensor_config_reloads_total{result=\"success\"} 1\n"),
         "{m}"

@@ -234,7 +234,7 @@ fn detection_off_writes_no_events() {
 /// JSON lines show (with their record_id), and all 30 CallRecords.
 #[test]
 fn detections_and_records_reach_the_collector() {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
 
     let dir = tempfile::tempdir().unwrap();
@@ -245,18 +245,11 @@ fn detections_and_records_reach_the_collector() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let mut line = String::new();
     BufReader::new(collector.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let _collector = Kill(collector);
+    let _collector = common::KillOnDrop(collector);
     let addr = line
         .trim()
         .strip_prefix("listening on ")
@@ -272,19 +265,11 @@ fn detections_and_records_reach_the_collector() {
     assert_eq!(r.records.len(), 30);
     assert_eq!(events.len(), 2);
 
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
     let get = |path: &str| -> Value {
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer itg-token\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-        serde_json::from_str(resp.split_once("\r\n\r\n").unwrap().1).unwrap()
+        let (status, body) = common::http(addr, "GET", path, Some("itg-token"), None, "");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
     };
     let stored = get("/v1/detections?limit=1000");
     let stored = stored["records"].as_array().unwrap();
