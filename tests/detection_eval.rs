@@ -88,6 +88,25 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Generator invariants without the detection engine: determinism, tshark's view of the
 /// capture, and labels consistent with campaigns.json.
+/// Replays a scenario directory with its own config; `flag PATH` names the output wanted.
+fn replay_scenario(dir: &Path, flag: &str, path: &Path) {
+    let out = Command::new(common::bin())
+        .arg("replay")
+        .arg(dir.join("scenario.pcap"))
+        .arg("--config")
+        .arg(dir.join("sensor.toml"))
+        .arg(flag)
+        .arg(path)
+        .arg("-q")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn scenario_is_deterministic_labelled_and_readable_by_tshark() {
     if !openssl_available() {
@@ -225,21 +244,7 @@ fn scenario_passports_verify_in_replay() {
     let dir = tmp.path().join("s");
     let summary = scenario(&dir, &["--background", "1500", "--duration-s", "480"]);
     let records = tmp.path().join("records.jsonl");
-    let out = Command::new(common::bin())
-        .arg("replay")
-        .arg(dir.join("scenario.pcap"))
-        .arg("--config")
-        .arg(dir.join("sensor.toml"))
-        .arg("--out")
-        .arg(&records)
-        .arg("-q")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    replay_scenario(&dir, "--out", &records);
     let labels: HashMap<String, Value> = labels(&dir)
         .into_iter()
         .map(|l| (l["call_id"].as_str().unwrap().to_string(), l))
@@ -297,21 +302,7 @@ fn every_campaign_detected_within_a_minute_without_false_positives() {
     let dir = tmp.path().join("s");
     scenario(&dir, &["--scale", "small"]);
     let detections = tmp.path().join("detections.jsonl");
-    let out = Command::new(common::bin())
-        .arg("replay")
-        .arg(dir.join("scenario.pcap"))
-        .arg("--config")
-        .arg(dir.join("sensor.toml"))
-        .arg("--detections")
-        .arg(&detections)
-        .arg("-q")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    replay_scenario(&dir, "--detections", &detections);
     let eval = Command::new(common::bin())
         .arg("evaluate")
         .arg("--scenario")
