@@ -468,20 +468,12 @@ fn x5u_huge_body_stops_at_max_bytes() {
     let _ = run.stderr;
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false)
-}
-
 /// The live variant: `shaken-sensor run` captures on lo while the script injects a (scaled
 /// down) fragment flood and the header bombs through an AF_PACKET socket. Needs root; skipped
 /// otherwise. Other traffic on lo may add to the counts, so they are lower bounds.
 #[test]
 fn live_injection_on_loopback_hits_the_same_limits() {
-    if !is_root() {
+    if !common::is_root() {
         eprintln!("SKIPPED: live injection needs root (AF_PACKET on lo)");
         return;
     }

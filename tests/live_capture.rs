@@ -10,23 +10,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false)
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
 fn wait_with_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
@@ -41,7 +24,7 @@ fn wait_with_timeout(child: &mut Child, limit: Duration) -> Option<std::process:
 
 #[test]
 fn live_loopback_capture_records_every_sipp_call() {
-    if !is_root() || !have("sipp") {
+    if !common::is_root() || !common::have("sipp") {
         eprintln!("SKIPPED: live capture needs root and sipp (apt-get install sip-tester)");
         return;
     }

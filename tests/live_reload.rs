@@ -18,23 +18,6 @@ const UAS_PORT: u16 = 15080;
 const UAC_PORT: u16 = 15081;
 const CALLS: usize = 5;
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false)
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
 fn config(dir: &Path, peer: &str) -> String {
     format!(
         "[sensor]\nid = \"reload-test\"\nworkers = 2\n[log]\nformat = \"json\"\n\
@@ -140,7 +123,7 @@ fn hup(pid: u32) {
 
 #[test]
 fn sighup_applies_new_peers_and_refuses_a_broken_file_without_stopping_capture() {
-    if !is_root() || !have("sipp") {
+    if !common::is_root() || !common::have("sipp") {
         eprintln!("SKIPPED: live capture needs root and sipp (apt-get install sip-tester)");
         return;
     }

@@ -229,3 +229,22 @@ pub fn sipp_uas(port: u16, timeout_s: u32) -> KillOnDrop {
     std::thread::sleep(std::time::Duration::from_millis(300));
     KillOnDrop(uas)
 }
+
+/// Live capture and raw sockets need root; tests that need them say SKIPPED otherwise.
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+/// A tool a test drives (sipp, tshark, ...) is on the PATH.
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
