@@ -71,3 +71,12 @@ pub struct SinkRecord {
     pub record: crate::record::CallRecord,
     pub json: Option<Vec<u8>>,
 }
+
+impl crate::traceback::store::Storable for SinkRecord {
+    fn record(&self) -> &crate::record::CallRecord {
+        &self.record
+    }
+    fn json(&self) -> Option<&[u8]> {
+        self.json.as_deref()
+    }
+}

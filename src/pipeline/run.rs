@@ -19,7 +19,6 @@ use crate::export::jsonl::{JsonlError, JsonlWriter};
 use crate::health::{self, Health};
 use crate::metrics::latency::{LocalLatency, Stage};
 use crate::metrics::Metrics;
-use crate::record::CallRecord;
 use crate::shaken::service::ShakenService;
 use crate::sip::message::ParseLimits;
 use crate::traceback::store::{spawn_writer, Store, StoreConfig, WriterStats};
@@ -166,7 +165,7 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
         .unwrap_or_else(|| cfg.output.records.clone());
     let mut writer = JsonlWriter::open(&records_path)?;
     let (rec_tx, rec_rx) = bounded::<SinkRecord>(cfg.output.queue_records);
-    let serialize_in_workers = writer.is_some() || cfg.push.enabled;
+    let serialize_in_workers = writer.is_some() || cfg.push.enabled || cfg.traceback.enabled;
     let sink_metrics = metrics.clone();
     // The traceback store has its own writer thread behind its own bounded queue.
     let store = if cfg.traceback.enabled {
@@ -178,7 +177,7 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
             batch_max: 1000,
             flush_interval: Duration::from_millis(tb.flush_ms),
         })?;
-        let (tx, rx) = bounded::<CallRecord>(tb.queue_records);
+        let (tx, rx) = bounded::<SinkRecord>(tb.queue_records);
         let stats = Arc::new(WriterStats::default());
         let handle = spawn_writer(store, rx, stats.clone(), opts.clock.clone());
         Some((tx, handle, stats))
@@ -236,15 +235,18 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
                     }
                     if let Some(q) = &push_queue {
                         // Serializing plain structs into a Vec cannot fail.
-                        let json =
-                            json.unwrap_or_else(|| serde_json::to_vec(&r).unwrap_or_default());
-                        q.offer(crate::export::spool::Kind::CallRecord, json, !live);
+                        let bytes = match &json {
+                            Some(j) => j.clone(),
+                            None => serde_json::to_vec(&r).unwrap_or_default(),
+                        };
+                        q.offer(crate::export::spool::Kind::CallRecord, bytes, !live);
                     }
                     if let Some(tx) = &store_tx {
+                        let item = SinkRecord { record: r, json };
                         let full = if live {
-                            tx.try_send(r).is_err()
+                            tx.try_send(item).is_err()
                         } else {
-                            tx.send(r).is_err()
+                            tx.send(item).is_err()
                         };
                         if full {
                             store_metrics

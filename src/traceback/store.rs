@@ -19,6 +19,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// What the writer stores: a CallRecord, with its JSON when a stage upstream already made it
+/// (the pipeline's workers do; serializing again here would double that cost per call).
+pub trait Storable {
+    fn record(&self) -> &CallRecord;
+    /// The record as one JSON object, if already serialized.
+    fn json(&self) -> Option<&[u8]> {
+        None
+    }
+}
+
+impl Storable for CallRecord {
+    fn record(&self) -> &CallRecord {
+        self
+    }
+}
+
 const SECS_PER_DAY: i64 = 86_400;
 /// Day number (since 1970-01-01) of 9999-12-31: later timestamps are kept in that partition.
 const LAST_DAY: i64 = 2_932_896;
@@ -255,10 +271,13 @@ impl Store {
     /// Commits the records, one transaction per partition touched. Returns how many were new
     /// (a `record_id` already stored is ignored). On error, partitions committed before the
     /// failing one keep their rows.
-    pub fn insert_batch(&mut self, records: &[CallRecord]) -> Result<usize, StoreError> {
-        let mut by_day: BTreeMap<i64, Vec<&CallRecord>> = BTreeMap::new();
+    pub fn insert_batch<T: Storable>(&mut self, records: &[T]) -> Result<usize, StoreError> {
+        let mut by_day: BTreeMap<i64, Vec<&T>> = BTreeMap::new();
         for r in records {
-            by_day.entry(day_of(r.observed_at)).or_default().push(r);
+            by_day
+                .entry(day_of(r.record().observed_at))
+                .or_default()
+                .push(r);
         }
         let mut inserted = 0;
         for (day, recs) in by_day {
@@ -268,11 +287,19 @@ impl Store {
             let tx = conn.transaction().map_err(err)?;
             {
                 let mut stmt = tx.prepare_cached(INSERT).map_err(err)?;
-                for r in recs {
-                    let json = serde_json::to_string(r).map_err(|source| StoreError::Encode {
-                        record_id: r.record_id.clone(),
-                        source,
-                    })?;
+                for item in recs {
+                    let r = item.record();
+                    // serde_json writes UTF-8; the fallback re-serializes in the unlikely case.
+                    let json =
+                        match item.json().map(std::str::from_utf8) {
+                            Some(Ok(j)) => std::borrow::Cow::Borrowed(j),
+                            _ => std::borrow::Cow::Owned(serde_json::to_string(r).map_err(
+                                |source| StoreError::Encode {
+                                    record_id: r.record_id.clone(),
+                                    source,
+                                },
+                            )?),
+                        };
                     let s = &r.shaken;
                     inserted += stmt
                         .execute(params![
@@ -295,7 +322,7 @@ impl Store {
                             r.dialog.final_code,
                             r.dialog.answered,
                             r.dialog.ended_by.as_str(),
-                            json,
+                            &*json,
                         ])
                         .map_err(err)?;
                 }
@@ -379,25 +406,25 @@ pub struct WriterStats {
 /// `batch_max`, at most `flush_interval` after the first record of a batch arrived; enforces
 /// retention at start and hourly; when every sender is gone it flushes and returns (the
 /// result of that last flush).
-pub fn spawn_writer(
+pub fn spawn_writer<T: Storable + Send + 'static>(
     store: Store,
-    rx: crossbeam_channel::Receiver<CallRecord>,
+    rx: crossbeam_channel::Receiver<T>,
     stats: Arc<WriterStats>,
     clock: Arc<dyn Clock>,
 ) -> std::thread::JoinHandle<Result<(), StoreError>> {
     std::thread::spawn(move || run_writer(store, rx, &stats, clock.as_ref()))
 }
 
-fn run_writer(
+fn run_writer<T: Storable>(
     mut store: Store,
-    rx: crossbeam_channel::Receiver<CallRecord>,
+    rx: crossbeam_channel::Receiver<T>,
     stats: &WriterStats,
     clock: &dyn Clock,
 ) -> Result<(), StoreError> {
     use crossbeam_channel::RecvTimeoutError;
     let batch_max = store.cfg.batch_max.max(1);
     let flush_interval = store.cfg.flush_interval;
-    let mut batch: Vec<CallRecord> = Vec::with_capacity(batch_max.min(10_000));
+    let mut batch: Vec<T> = Vec::with_capacity(batch_max.min(10_000));
     let mut flush_at: Option<Instant> = None;
     retention(&mut store, stats, clock);
     let mut retention_at = Instant::now() + RETENTION_EVERY;
@@ -438,9 +465,9 @@ fn run_writer(
     }
 }
 
-fn commit(
+fn commit<T: Storable>(
     store: &mut Store,
-    batch: &mut Vec<CallRecord>,
+    batch: &mut Vec<T>,
     stats: &WriterStats,
 ) -> Result<(), StoreError> {
     let result = store.insert_batch(batch);
