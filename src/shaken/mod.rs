@@ -12,7 +12,6 @@ pub mod certs;
 pub mod crl;
 pub mod fetch;
 pub mod identity;
-pub mod offline;
 pub mod passport;
 pub mod replay;
 pub mod service;
