@@ -156,6 +156,7 @@ impl Config {
         )?;
         range("capture.stats_interval_s", c.stats_interval_s, 1, 3600)?;
         range("capture.queue_batches", c.queue_batches as u64, 2, 1 << 20)?;
+        range("capture.dedup_window_ms", c.dedup_window_ms, 0, 1000)?;
         range(
             "capture.defrag.max_datagrams",
             c.defrag.max_datagrams as u64,
