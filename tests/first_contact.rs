@@ -264,3 +264,53 @@ fn verify_prints_a_line_for_every_input_it_could_not_judge() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_http_port_is_taken() {
+    let (dir, _) = live_config("lo");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let cfg = dir.path().join("http.toml");
+    std::fs::write(
+        &cfg,
+        format!("[capture]\ninterfaces = [\"lo\"]\n[traceback]\nenabled = false\n[http]\nbind = \"{addr}\"\n"),
+    )
+    .unwrap();
+    let (code, _, stderr) = sensor(&["run", "--config", s(&cfg)]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let line = last_line(&stderr);
+    assert!(
+        line.contains(&format!("http.bind {addr}"))
+            && line.contains(&format!("set http.bind in {}", cfg.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_store_directory_that_cannot_be_created() {
+    if !common::is_root() {
+        eprintln!("SKIPPED: the store is opened after the capture, which needs root");
+        return;
+    }
+    let (dir, _) = live_config("lo");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let cfg = dir.path().join("store.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[capture]\ninterfaces = [\"lo\"]\nsip_ports = [15990]\n[http]\nbind = \"\"\n\
+             [traceback]\ndir = \"{}/store\"\n",
+            file.display()
+        ),
+    )
+    .unwrap();
+    let (code, _, stderr) = sensor(&["run", "--config", s(&cfg)]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let line = last_line(&stderr);
+    assert!(
+        line.contains(&format!("{}/store", file.display()))
+            && line.contains(&format!("set traceback.dir in {}", cfg.display())),
+        "{stderr}"
+    );
+}

@@ -4,6 +4,7 @@
 
 use super::{http_state, init_logging, load_config, stop_flag, write_metrics, UsageError};
 use crate::capture::source::SourceError;
+use crate::http::HttpError;
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Input, LiveConfig, PipelineError, RunOptions};
 use anyhow::{Context, Result};
@@ -98,7 +99,16 @@ pub fn main(a: Args) -> Result<ExitCode> {
     } else {
         let bind = cfg.http.bind.parse().context("http.bind")?;
         let state = http_state(&opts, &cfg);
-        Some(crate::http::spawn(bind, state, stop.clone()).context("starting the HTTP server")?)
+        Some(
+            crate::http::spawn(bind, state, stop.clone()).map_err(|e| match e {
+                HttpError::Bind { .. } => anyhow::Error::new(UsageError(format!(
+                    "{e}; another process (a second sensor?) may hold it: set http.bind in {} \
+                     to a free address, or \"\" for no HTTP server",
+                    a.config.display()
+                ))),
+                other => anyhow::Error::new(other).context("starting the HTTP server"),
+            })?,
+        )
     };
     let result = pipeline::run(&cfg, Input::Live, opts);
     stop.store(true, Ordering::Relaxed);
