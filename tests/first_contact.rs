@@ -314,3 +314,19 @@ fn a_store_directory_that_cannot_be_created() {
         "{stderr}"
     );
 }
+
+#[test]
+fn trust_anchors_that_do_not_exist() {
+    let (code, _, stderr) = sensor(&[
+        "verify",
+        "--trust-anchors",
+        "/nonexistent/sti-ca.pem",
+        "pcaps/udp-outcomes.pcap",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let line = last_line(&stderr);
+    assert!(
+        line.contains("/nonexistent/sti-ca.pem") && line.contains("check --trust-anchors"),
+        "{stderr}"
+    );
+}

@@ -7,6 +7,7 @@ use crate::capture::source::SourceError;
 use crate::http::HttpError;
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Input, LiveConfig, PipelineError, RunOptions};
+use crate::shaken::service::SetupError;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -71,6 +72,9 @@ fn setup_problem(e: &PipelineError, config: &Path) -> Option<UsageError> {
             "{s}; create it (the systemd unit's StateDirectory does) or set traceback.dir in {file}"
         ),
         PipelineError::Push(s) => format!("{s}; check the [push] section of {file}"),
+        PipelineError::Shaken(s @ (SetupError::Anchors(_) | SetupError::Seed { .. })) => {
+            format!("{s}; check shaken.trust_anchors and shaken.certs in {file}")
+        }
         PipelineError::Output(s) => format!("{s}; check output.records in {file} or --out"),
         _ => return None,
     };

@@ -12,11 +12,11 @@ use crate::clock::{Clock, ManualClock, SystemClock, Timestamp};
 use crate::config::{Config, SeededCert};
 use crate::dialog::call::invite_numbers;
 use crate::record::DivResult;
-use crate::shaken::service::{CertLookup, ShakenService};
+use crate::shaken::service::{CertLookup, SetupError, ShakenService};
 use crate::shaken::verify::{CallNumbers, HeaderCheck};
 use crate::sip::message::{Method, StartLine};
 use crate::sip::parse::parse;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -73,9 +73,18 @@ pub fn main(a: Args) -> Result<ExitCode> {
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let report = verify_inputs(&cfg, &a.inputs, clock, &mut out)
-        .map_err(|e| anyhow::anyhow!(e))
-        .context("verify")?;
+    let report = verify_inputs(&cfg, &a.inputs, clock, &mut out).map_err(|e| {
+        match e.downcast::<SetupError>() {
+            // Trust anchors or seeded certificates named by the operator that cannot be used.
+            Ok(s) if !matches!(*s, SetupError::Fetcher(_) | SetupError::Runtime(_)) => {
+                anyhow::Error::new(UsageError(format!(
+                    "{s}; check --trust-anchors, --cert and the [shaken] section of the configuration"
+                )))
+            }
+            Ok(s) => anyhow::Error::new(*s).context("verify"),
+            Err(e) => anyhow::anyhow!(e).context("verify"),
+        }
+    })?;
     if report.unreadable > 0 {
         // Every input got its line on stdout; the status tells a script that some were not
         // SIP messages or captures at all.
