@@ -68,6 +68,14 @@ fn a_config_path_that_does_not_exist() {
 #[test]
 fn an_interface_that_does_not_exist() {
     let (_dir, cfg) = live_config("shaken-nope0");
+    // check-config (the unit's ExecStartPre) says so before `run` is even tried.
+    let (code, _, stderr) = sensor(&["check-config", "--config", s(&cfg)]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}: key `capture.interfaces`", cfg.display()))
+            && stderr.contains("interface shaken-nope0 does not exist"),
+        "{stderr}"
+    );
     let (code, _, stderr) = sensor(&["run", "--config", s(&cfg)]);
     assert_eq!(code, Some(2), "{stderr}");
     let line = last_line(&stderr);

@@ -258,8 +258,9 @@ fn open_live_error(iface: &str, source: pcap::Error) -> SourceError {
     }
 }
 
-/// The interfaces libpcap can open here ("any" included on Linux).
-fn interface_names() -> Vec<String> {
+/// The interfaces libpcap can open here ("any" included on Linux); empty when it cannot
+/// list them.
+pub fn interface_names() -> Vec<String> {
     pcap::Device::list()
         .map(|d| d.into_iter().map(|d| d.name).collect())
         .unwrap_or_default()

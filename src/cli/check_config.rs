@@ -1,11 +1,11 @@
 //! `shaken-sensor check-config`: validates a configuration file without starting anything
-//! (systemd runs it as ExecStartPre): the file itself, then the live BPF filter compiled by
-//! libpcap for the link types the configured interfaces will open with (no device needed).
-//! Prints "ok", or the problem naming the file and the key and exits with status 2. It must
-//! never open an interface or write anywhere.
+//! (systemd runs it as ExecStartPre): the file itself, that each capture interface exists, and
+//! the live BPF filter compiled by libpcap for the link types those interfaces will open with
+//! (no device needed). Prints "ok", or the problem naming the file and the key and exits with
+//! status 2. It must never open an interface or write anywhere.
 
 use super::UsageError;
-use crate::capture::source::{compile_filter, linktype_name, live_linktypes};
+use crate::capture::source::{compile_filter, interface_names, linktype_name, live_linktypes};
 use crate::config::{self, Config};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
@@ -24,9 +24,18 @@ pub fn main(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The filter `run` would install on each interface, compiled as libpcap would.
+/// Each interface exists, and the filter `run` would install on it compiles as libpcap would.
 pub fn check_filter(cfg: &Config, file: &Path) -> Result<(), UsageError> {
+    let names = interface_names();
     for iface in &cfg.capture.interfaces {
+        if !names.is_empty() && !names.contains(iface) {
+            return Err(UsageError(format!(
+                "{}: key `capture.interfaces`: interface {iface} does not exist on this host \
+                 (it has: {}); \"any\" captures on all of them",
+                file.display(),
+                names.join(", ")
+            )));
+        }
         for lt in live_linktypes(iface) {
             let filter = cfg.bpf_filter(lt);
             if let Err(e) = compile_filter(&filter, lt) {
