@@ -122,6 +122,7 @@ fn every_packet_twice_on_any_is_still_one_record_per_call() {
             frames as f64,
             "{name}"
         );
+        assert_eq!(twice.count("duplicate_packets"), frames as u64, "{name}");
         assert_eq!(once.metric("shaken_sensor_duplicate_packets_total"), 0.0);
         // With the copy filter off every message is taken twice (the dialog table then
         // treats the second as a retransmission of the first): what the filter prevents.
