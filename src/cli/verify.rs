@@ -3,7 +3,8 @@
 //! it). One JSON object per INVITE, and one per input it could not judge (`skipped` says why),
 //! so no input is silently ignored. Unlike the pipeline it may wait for a certificate: it is a
 //! command, not a worker. It lives here, not in `shaken`, because it reads captures and
-//! builds call numbers: verification itself must not depend on capture or dialog code.
+//! builds call numbers: verification itself must not depend on capture or dialog code. It
+//! must never be used by the pipeline (it blocks on certificate fetches).
 
 use super::{init_logging, load_config, UsageError};
 use crate::capture::decode::{DecodeSettings, Decoder};
