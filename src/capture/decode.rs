@@ -6,6 +6,7 @@
 //! counted by kind in [`DecodeStats`]; nothing here may panic or trust a length field it has
 //! not checked against the bytes actually present.
 
+use super::dedup::{CopyFilter, CopyStats};
 use super::defrag::{DefragLimits, Defragmenter, Fragment, FragmentKey, Pushed};
 use super::packet::{SipPayload, Transport};
 use super::tcp::{TcpFlags, TcpLimits, TcpReassembler, TcpSegment};
@@ -103,6 +104,9 @@ pub struct DecodeSettings {
     pub max_message: usize,
     pub defrag: DefragLimits,
     pub tcp: TcpLimits,
+    /// Linux cooked captures: drop a packet seen again within this many µs (a copy from a
+    /// second interface of "any"); 0 keeps every copy.
+    pub dedup_window_us: i64,
 }
 
 impl DecodeSettings {
@@ -120,6 +124,7 @@ impl DecodeSettings {
                 max_message,
                 ..TcpLimits::default()
             },
+            dedup_window_us: 0,
         }
     }
 
@@ -137,6 +142,7 @@ impl DecodeSettings {
             idle_timeout_us: (c.tcp.idle_timeout_s as i64) * 1_000_000,
             max_message: c.max_message_bytes,
         };
+        s.dedup_window_us = (c.dedup_window_ms as i64) * 1_000;
         s
     }
 
@@ -164,6 +170,8 @@ pub struct Decoder {
     settings: DecodeSettings,
     defrag: Defragmenter,
     tcp: TcpReassembler,
+    /// Only for Linux cooked frames, and only when `dedup_window_us` > 0.
+    copies: Option<CopyFilter>,
     pub stats: DecodeStats,
 }
 
@@ -182,6 +190,8 @@ impl Decoder {
         Decoder {
             defrag: Defragmenter::new(settings.defrag),
             tcp: TcpReassembler::new(settings.tcp),
+            copies: (settings.dedup_window_us > 0)
+                .then(|| CopyFilter::new(settings.dedup_window_us)),
             settings,
             stats: DecodeStats::default(),
         }
@@ -211,6 +221,19 @@ impl Decoder {
         &self.tcp
     }
 
+    /// What the copy filter of Linux cooked captures dropped and forgot.
+    pub fn copies(&self) -> CopyStats {
+        self.copies.as_ref().map(|c| c.stats).unwrap_or_default()
+    }
+
+    /// A Linux cooked frame's IP packet already seen on another interface (see `dedup`).
+    fn is_copy(&mut self, proto: u16, ts: Timestamp, ip: &[u8]) -> bool {
+        match &mut self.copies {
+            Some(c) if matches!(proto, 0x0800 | 0x86DD) => c.is_copy(ts, ip),
+            _ => false,
+        }
+    }
+
     fn link(
         &mut self,
         lt: i32,
@@ -222,11 +245,17 @@ impl Decoder {
             linktype::ETHERNET => self.ethernet(ts, f, 0, out),
             linktype::LINUX_SLL => {
                 let proto = be16(f, 14).ok_or(DecodeError::TruncatedLink)?;
+                if self.is_copy(proto, ts, &f[16..]) {
+                    return Ok(());
+                }
                 self.ethertype(proto, ts, &f[16..], 0, out)
             }
             linktype::LINUX_SLL2 => {
                 let proto = be16(f, 0).ok_or(DecodeError::TruncatedLink)?;
                 let rest = f.get(20..).ok_or(DecodeError::TruncatedLink)?;
+                if self.is_copy(proto, ts, rest) {
+                    return Ok(());
+                }
                 self.ethertype(proto, ts, rest, 0, out)
             }
             linktype::NULL | linktype::LOOP => {

@@ -143,7 +143,7 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
             .map(|f| PcapSource::open_file(f))
             .collect::<Result<_, _>>()?,
         Input::Live => {
-            let filter = cfg.bpf_filter();
+            let filter = |linktype| cfg.bpf_filter(linktype);
             cfg.capture
                 .interfaces
                 .iter()
