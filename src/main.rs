@@ -221,6 +221,7 @@ fn http_state(opts: &RunOptions, cfg: &Config) -> shaken_sensor::http::HttpState
             .enabled
             .then(|| PathBuf::from(&cfg.traceback.dir)),
         token: Some(cfg.http.token.clone()).filter(|t| !t.is_empty()),
+        config: cfg.http.clone(),
     }
 }
 
@@ -263,7 +264,7 @@ fn main() -> ExitCode {
 
 fn real_main(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::CheckConfig { config } => match config::load(&config) {
+        Command::CheckConfig { config } => match config::load_checked(&config) {
             Ok(_) => {
                 println!("ok");
                 Ok(ExitCode::SUCCESS)

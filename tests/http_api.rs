@@ -64,6 +64,7 @@ fn server(token: Option<&str>) -> Server {
         metrics,
         store: Some(store),
         token: token.map(str::to_string),
+        config: Default::default(),
     };
     let s = spawn("127.0.0.1:0".parse().unwrap(), state, stop.clone()).unwrap();
     Server {
