@@ -90,7 +90,10 @@ impl TracebackQuery {
         let orig = present(orig).map(|o| number("orig", o)).transpose()?;
         let at = present(at).ok_or_else(|| QueryError::new("at", "is required"))?;
         let at = Timestamp::parse_rfc3339(at).ok_or_else(|| {
-            QueryError::new("at", "not an RFC 3339 time (e.g. 2026-11-29T14:03:07Z)")
+            QueryError::new(
+                "at",
+                "not a valid RFC 3339 time: a real calendar date and time, offset at most ±23:59 (e.g. 2026-11-29T14:03:07Z)",
+            )
         })?;
         let window_s = match present(window_s) {
             None => DEFAULT_WINDOW_S,
