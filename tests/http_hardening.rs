@@ -565,6 +565,15 @@ fn check_config_refuses_devices_and_pipes_as_anchors_or_certs() {
             "shaken.certs[0].file",
             "a pipe",
         ),
+        (
+            format!(
+                "enabled = false\n[push]\nenabled = true\nurl = \"https://127.0.0.1:1\"\ntoken_file = \"{}\"\nspool_dir = \"{}\"",
+                fifo.display(),
+                dir.path().join("spool").display()
+            ),
+            "push.token_file",
+            "a pipe",
+        ),
     ] {
         let config = dir.path().join("sensor.toml");
         std::fs::write(&config, format!("[shaken]\n{shaken}\n")).unwrap();

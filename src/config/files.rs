@@ -28,6 +28,17 @@ pub enum FileError {
     TooLarge { path: String, max: u64 },
 }
 
+impl FileError {
+    /// What is wrong, without the path (for errors that name the path themselves).
+    pub fn problem(&self) -> String {
+        match self {
+            FileError::Io { source, .. } => source.to_string(),
+            FileError::NotRegular { kind, .. } => format!("not a regular file ({kind})"),
+            FileError::TooLarge { max, .. } => format!("larger than {max} bytes"),
+        }
+    }
+}
+
 /// The whole of `path`, at most `max` bytes, if it is a regular file.
 pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, FileError> {
     let label = || path.display().to_string();
@@ -74,9 +85,24 @@ pub fn load_checked(path: &Path) -> Result<Config, ConfigError> {
     Ok(cfg)
 }
 
-/// Reads every file `cfg` names (trust anchors, seeded certificates) as the daemon would at
-/// start-up, and parses them; the first problem, naming the key.
+/// Reads every file `cfg` names (trust anchors, seeded certificates, and the push CA bundle,
+/// client certificate and token file when pushing) as the daemon would at start-up, and
+/// parses them; the first problem, naming the key.
 pub fn check_files(cfg: &Config, label: &str) -> Result<(), ConfigError> {
+    if cfg.push.enabled {
+        crate::export::push::check_files(&cfg.push).map_err(|e| {
+            use crate::export::push::PushError;
+            let key = match &e {
+                PushError::ReadFile { key, .. } | PushError::BadPem { key, .. } => key,
+                _ => "push.token",
+            };
+            ConfigError::Invalid {
+                path: label.to_string(),
+                key: key.to_string(),
+                problem: e.to_string(),
+            }
+        })?;
+    }
     crate::shaken::service::ShakenService::check_credentials(&cfg.shaken).map_err(|e| {
         use crate::shaken::service::SetupError;
         let key = match &e {
