@@ -28,6 +28,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+/// What a connection beyond the cap is told before it is closed.
+const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
 struct Shared {
     limits: Limits,
     metrics: HttpdMetrics,
@@ -72,6 +75,8 @@ pub async fn serve(
                     let Ok(permit) = connections.clone().try_acquire_owned() else {
                         shared.metrics.connections_refused.with_label_values(&["cap"]).inc();
                         shared.log.warn("connection_cap", "http: connection cap reached; closing new connections");
+                        // Best effort, never waiting: a client that reads gets a reason.
+                        let _ = stream.try_write(REFUSED);
                         drop(stream);
                         continue;
                     };
@@ -147,10 +152,9 @@ impl Activity {
     }
 
     fn idle_for(&self) -> Duration {
-        let now = self.start.elapsed().as_millis();
-        Duration::from_millis(
-            u64::try_from(now).unwrap_or(u64::MAX) - self.last_ms.load(Ordering::Relaxed),
-        )
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // A byte may have moved since `now` was read: never negative.
+        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
     }
 }
 
