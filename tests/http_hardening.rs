@@ -572,6 +572,43 @@ fn the_collector_token_can_come_from_the_environment_out_of_ps() {
 }
 
 #[test]
+fn refusals_are_logged_once_per_interval_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shaken-collector"))
+        .args(["--bind", "127.0.0.1:0", "--token", TOKEN, "--db"])
+        .arg(dir.path().join("c.sqlite"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = common::collector_addr(&mut child);
+    for _ in 0..5 {
+        let (s, _) = common::http(addr, "POST", "/v1/ingest", Some("wrong"), Some(b"{}"), "");
+        assert_eq!(s, 401);
+    }
+    let mut c = Proc {
+        addr,
+        child: common::KillOnDrop(child),
+    };
+    assert_eq!(
+        c.metric("shaken_collector_http_requests_rejected_total{reason=\"unauthorized\"}"),
+        5.0
+    );
+    c.sigterm();
+    c.exits_within(Duration::from_secs(10)).expect("exits");
+    let mut err = String::new();
+    c.child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let lines = err.lines().filter(|l| l.contains("refused (401")).count();
+    assert_eq!(lines, 1, "{err}");
+}
+
+#[test]
 fn check_config_refuses_devices_and_pipes_as_anchors_or_certs() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo.pem");
