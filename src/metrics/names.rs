@@ -65,3 +65,15 @@ pub const DETECTIONS_TOTAL: &str = "shaken_sensor_detections_total";
 pub const DETECT_DROPPED_TOTAL: &str = "shaken_sensor_detect_dropped_total";
 pub const DETECT_KEYS: &str = "shaken_sensor_detect_keys";
 pub const DETECT_KEY_EVICTIONS_TOTAL: &str = "shaken_sensor_detect_key_evictions_total";
+
+// HTTP layer (src/httpd, issue #18). The collector exposes the same series with the prefix
+// `shaken_collector_` instead of `shaken_sensor_`.
+/// Connections open now.
+pub const HTTP_CONNECTIONS_ACTIVE: &str = "shaken_sensor_http_connections_active";
+/// Connections closed at accept: `cap` (max_connections reached), `accept_error` (e.g. EMFILE).
+pub const HTTP_CONNECTIONS_REFUSED_TOTAL: &str = "shaken_sensor_http_connections_refused_total";
+/// Requests refused before their handler finished: `overloaded` (max_in_flight), `unauthorized`,
+/// `no_token`, `body_too_large`, `body_timeout`, `body_error`.
+pub const HTTP_REQUESTS_REJECTED_TOTAL: &str = "shaken_sensor_http_requests_rejected_total";
+/// Connections cut by a timeout: `header`, `body`, `idle`, `drain`.
+pub const HTTP_TIMEOUTS_TOTAL: &str = "shaken_sensor_http_timeouts_total";
