@@ -2,54 +2,8 @@
 //! own parser from small literal texts. Each test names the rule it pins.
 
 use super::*;
-use crate::record::Transport;
-use crate::sip::message::ParseLimits;
-use crate::sip::parse::parse;
-use std::net::SocketAddr;
-
-const CALLER: &str = "192.0.2.10:5060";
-const CALLEE: &str = "198.51.100.20:5060";
-
-/// A SIP message text; `to_tag` empty means none.
-fn sip(start: &str, call_id: &str, cseq: &str, to_tag: &str) -> String {
-    let to = if to_tag.is_empty() {
-        "<sip:+13035550177@example.net>".to_string()
-    } else {
-        format!("<sip:+13035550177@example.net>;tag={to_tag}")
-    };
-    format!(
-        "{start}\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-1\r\n\
-         From: <sip:+12025550143@example.com>;tag=caller-tag\r\nTo: {to}\r\n\
-         Call-ID: {call_id}\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n"
-    )
-}
-
-fn invite(call_id: &str, seq: u32) -> String {
-    sip(
-        "INVITE sip:+13035550177@example.net SIP/2.0",
-        call_id,
-        &format!("{seq} INVITE"),
-        "",
-    )
-}
-
-fn response(code: u16, call_id: &str, cseq: &str) -> String {
-    sip(
-        &format!("SIP/2.0 {code} Reason"),
-        call_id,
-        cseq,
-        "callee-tag",
-    )
-}
-
-fn request(method: &str, call_id: &str, cseq: &str, to_tag: &str) -> String {
-    sip(
-        &format!("{method} sip:+13035550177@example.net SIP/2.0"),
-        call_id,
-        cseq,
-        to_tag,
-    )
-}
+use crate::dialog::testkit::{feed, invite, request, response, table, Emitted, CALLEE, CALLER};
+use crate::record::EndedBy;
 
 /// A BYE sent by the callee: From and To swapped, so the caller's tag is in To.
 fn bye_from_callee(call_id: &str) -> String {
@@ -59,36 +13,6 @@ fn bye_from_callee(call_id: &str) -> String {
          To: <sip:+12025550143@example.com>;tag=caller-tag\r\n\
          Call-ID: {call_id}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
     )
-}
-
-fn table(max_dialogs: usize) -> DialogTable {
-    let limits = DialogLimits {
-        max_dialogs,
-        invite_timeout_s: 30,
-        max_call_s: 3600,
-    };
-    DialogTable::new(limits, crate::peers::shared(&[]), Arc::from("sensor-test"))
-}
-
-/// Records emitted, as (Call-ID, record).
-type Emitted = Vec<(Vec<u8>, CallRecord)>;
-
-/// Feeds one message seen at `secs` from `src`; returns whether it started a call.
-fn feed(t: &mut DialogTable, text: &str, secs: i64, src: &str, out: &mut Emitted) -> bool {
-    let msg = parse(text.as_bytes(), &ParseLimits::default()).expect("test message parses");
-    let src: SocketAddr = src.parse().unwrap();
-    let dst: SocketAddr = if src == CALLER.parse().unwrap() {
-        CALLEE.parse().unwrap()
-    } else {
-        CALLER.parse().unwrap()
-    };
-    let seen = Seen {
-        ts: Timestamp::from_secs(secs),
-        src,
-        dst,
-        transport: Transport::Udp,
-    };
-    t.handle(&msg, seen, &mut |id, r| out.push((id.to_vec(), r)))
 }
 
 #[test]
