@@ -20,10 +20,12 @@ use std::net::TcpListener;
 const NOW: i64 = 1_795_000_000;
 
 /// What the test x5u server does with each request.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Serve {
     /// Answers 200 with a body that is not a certificate.
     NotACert,
+    /// Answers 200 with this body (a PEM certificate).
+    Body(Vec<u8>),
     /// Accepts and never answers (until the server thread ends).
     Hang,
 }
@@ -32,32 +34,43 @@ enum Serve {
 fn x5u_server(serve: Serve, conns: usize) -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/sp.pem", l.local_addr().unwrap());
+    serve_on(l, serve, conns);
+    url
+}
+
+/// Serves `conns` connections of `l` on a thread of its own.
+fn serve_on(l: TcpListener, serve: Serve, conns: usize) {
     std::thread::spawn(move || {
         let mut held = Vec::new();
         for s in l.incoming().take(conns) {
             let Ok(mut s) = s else { continue };
             let mut buf = [0u8; 4096];
             let _ = s.read(&mut buf);
-            match serve {
-                Serve::NotACert => {
-                    let body = "this is not a certificate\n";
-                    let _ = write!(
-                        s,
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/x-pem-file\r\n\
-                         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
+            let body: &[u8] = match &serve {
+                Serve::NotACert => b"this is not a certificate\n",
+                Serve::Body(b) => b,
+                Serve::Hang => {
+                    held.push(s);
+                    continue;
                 }
-                Serve::Hang => held.push(s),
-            }
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/x-pem-file\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(body);
         }
         std::thread::sleep(Duration::from_secs(5));
     });
-    url
 }
 
 fn service(timeout_ms: u64) -> Arc<ShakenService> {
-    let mut cfg = ShakenConfig::default();
+    service_with(timeout_ms, ShakenConfig::default())
+}
+
+fn service_with(timeout_ms: u64, mut cfg: ShakenConfig) -> Arc<ShakenService> {
     cfg.x5u.allow_http = true;
     cfg.x5u.allow_private = true;
     cfg.x5u.timeout_ms = timeout_ms;
@@ -72,10 +85,14 @@ struct Rig {
 
 /// `notify_cap` 0: every completion notice is dropped (a full channel), as under overload.
 fn rig(timeout_ms: u64, cap: usize, notify_cap: usize) -> Rig {
+    rig_with(service(timeout_ms), cap, notify_cap)
+}
+
+fn rig_with(svc: Arc<ShakenService>, cap: usize, notify_cap: usize) -> Rig {
     let metrics = Arc::new(Metrics::new());
     let (tx, notified) = crossbeam_channel::bounded(notify_cap);
     let v = Verification::new(
-        service(timeout_ms),
+        svc,
         metrics.clone(),
         tx,
         cap,
@@ -288,4 +305,55 @@ fn parked_calls_are_bounded_by_max_pending() {
         .reason
         .unwrap_or_default()
         .contains("shaken.max_pending"));
+}
+
+#[test]
+fn pending_call_passes_once_its_real_certificate_arrives() {
+    // A real STI-CA root and SP certificate (TNAuthList SPC 123J), made by openssl.
+    let dir = tempfile::tempdir().unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/123J.pem", l.local_addr().unwrap());
+    let carriers = [("123J".to_string(), url.clone())];
+    let pki = crate::scenario::pki::build(
+        dir.path(),
+        &carriers,
+        &mut crate::scenario::rng::Rng::new(7),
+    )
+    .expect("openssl builds the test PKI");
+    let signer = &pki.signers[0];
+    let pem = std::fs::read(&signer.cert_path).unwrap();
+    serve_on(l, Serve::Body(pem), 1);
+    let identity_value = signer.identity(
+        &SystemRandom::new(),
+        &crate::scenario::pki::Claims {
+            attest: 'A',
+            orig: "12025550143",
+            dest: &["13035550177".to_string()],
+            iat: NOW - 5,
+            origid: ORIGID,
+        },
+    );
+    let cfg = ShakenConfig {
+        trust_anchors: vec![pki.root_path.display().to_string()],
+        ..ShakenConfig::default()
+    };
+    let mut r = rig_with(service_with(3000, cfg), 10, 16);
+    let mut t = table(10);
+    let text = invite_with("ok1", 1, &format!("Identity: {identity_value}\r\n"));
+    start(&mut r, &mut t, &text);
+    assert_eq!(r.v.parked(), 1);
+    let done = r.notified.recv_timeout(Duration::from_secs(10)).unwrap();
+    let mut out = Vec::new();
+    r.v.cert_ready(&done, &mut t, &mut out);
+    assert_eq!(r.v.parked(), 0);
+    let rec = close(&mut t, "ok1");
+    assert_eq!(
+        rec.shaken.verstat.as_deref(),
+        Some("TN-Validation-Passed"),
+        "{:?}",
+        rec.shaken.reason
+    );
+    assert_eq!(rec.shaken.attest.as_deref(), Some("A"));
+    assert_eq!(rec.shaken.spc.as_deref(), Some("123J"));
+    assert_eq!(rec.shaken.code, None);
 }
