@@ -1,6 +1,6 @@
-//! The wire types every sink shares (DESIGN §5): a [`CallRecord`] per call, versioned by its
-//! `schema` field. Field names and nesting are a contract with the collector and the traceback
-//! store: add fields, never rename or re-nest them.
+//! The wire types every sink shares (docs/architecture.md, "Records"): a [`CallRecord`] per
+//! call, versioned by its `schema` field. Field names and nesting are a contract with the
+//! collector and the traceback store: add fields, never rename or re-nest them.
 
 use crate::clock::Timestamp;
 use serde::{Serialize, Serializer};
@@ -158,7 +158,7 @@ pub struct SdpTraits {
 
 pub const DETECTION_SCHEMA: &str = "shaken-sensor/detection/v1";
 
-/// A campaign detection (DESIGN §5 and the detection contract): opened when a rule first fires
+/// A campaign detection (docs/detection.md, "DetectionEvent"): opened when a rule first fires
 /// on a key, updated while it holds, closed when quiet. Every time is capture time in replay.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct DetectionEvent {

@@ -2,7 +2,7 @@
 //! (made by the `openssl` CLI) and *requires* a client certificate from it. The sensor side
 //! trusts the CA through `push.ca_file` and presents `client_cert_file`/`client_key_file`.
 //! Records spooled before the start are delivered DetectionEvents first, with the wire format
-//! of DESIGN §5 (headers, gzip NDJSON, one Idempotency-Key per batch).
+//! of docs/collector.md (headers, gzip NDJSON, one Idempotency-Key per batch).
 
 use shaken_sensor::config::PushConfig;
 use shaken_sensor::export::push::PushService;

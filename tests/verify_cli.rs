@@ -1,7 +1,7 @@
 //! `shaken-sensor verify` end to end: the real binary, a test PKI made by the openssl CLI at
 //! test time, PASSporTs signed with its leaf keys, x5u served by a real HTTP server on
-//! 127.0.0.1, and the third-party libstirshaken vectors. Each row of DESIGN §3 is asserted
-//! with its exact verstat and SIP code.
+//! 127.0.0.1, and the third-party libstirshaken vectors. Each row of docs/verification.md is
+//! asserted with its exact verstat and SIP code.
 
 mod common;
 mod common_pki;

@@ -1,4 +1,4 @@
-//! The reference collector (the ITG side of DESIGN §5), served by the `shaken-collector`
+//! The reference collector (the ITG side of docs/collector.md), served by the `shaken-collector`
 //! binary: `POST /v1/ingest` takes gzip or plain NDJSON batches with a bearer token, keeps each
 //! record once (UNIQUE record_id) and each batch once (Idempotency-Key) in SQLite, and answers
 //! `GET /v1/records`, `GET /v1/detections`, `/metrics` and `/healthz`. For tests it can be told

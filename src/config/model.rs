@@ -476,7 +476,7 @@ impl Default for PushConfig {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectConfig {
-    /// Run the campaign detectors (DESIGN §4).
+    /// Run the campaign detectors (docs/detection.md).
     pub enabled: bool,
     /// Detector threads; each key (fingerprint, peer, origid, caller) belongs to one of them.
     pub shards: usize,

@@ -1,4 +1,4 @@
-//! Campaign detection (DESIGN §4): per-call features and the origin fingerprint, sketches
+//! Campaign detection (docs/detection.md): per-call features and the origin fingerprint, sketches
 //! (Count-Min, Space-Saving, HyperLogLog), rolling windows per key, rules, DetectionEvents, and
 //! the feed that hands calls to the shard threads (spawned by `pipeline::detection`). Nothing here may block capture or
 //! grow without bound: every table has a cap and a metric.

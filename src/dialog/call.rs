@@ -345,3 +345,7 @@ impl Call {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "call_tests.rs"]
+mod tests;

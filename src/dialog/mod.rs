@@ -8,4 +8,6 @@
 
 pub mod call;
 pub mod table;
+#[cfg(test)]
+pub(crate) mod testkit;
 pub mod texts;

@@ -346,3 +346,7 @@ impl DialogTable {
         debug_assert!(self.calls.is_empty());
     }
 }
+
+#[cfg(test)]
+#[path = "table_tests.rs"]
+mod tests;

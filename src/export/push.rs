@@ -1,4 +1,4 @@
-//! The collector client (DESIGN §5): takes records off the [`Spool`] in batches, DetectionEvents
+//! The collector client (docs/collector.md): takes records off the [`Spool`] in batches, DetectionEvents
 //! ahead of CallRecords, and POSTs each as gzip NDJSON to `{url}/v1/ingest` with a bearer token
 //! and an Idempotency-Key that stays the same for every retry of that batch.
 //!

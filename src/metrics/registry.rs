@@ -48,7 +48,7 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     pub component_healthy: IntGaugeVec,
     pub log_summaries: IntCounter,
-    /// Collector push (DESIGN §5): spool size and backlog per class (detection, call).
+    /// Collector push (docs/collector.md): spool size and backlog per class (detection, call).
     pub spool_bytes: IntGaugeVec,
     pub spool_records: IntGaugeVec,
     /// Push requests by outcome: delivered, retry, auth_failed, dead_letter.

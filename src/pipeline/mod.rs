@@ -1,11 +1,16 @@
 //! The pipeline: builds every stage from a [`Config`](crate::config::Config) and wires them
-//! (DESIGN §1). Capture threads (one per source) decode and frame SIP, then hand batches of
-//! messages to worker threads over bounded crossbeam channels, sharded by Call-ID so one call
-//! always meets the same worker and its dialog table needs no lock. Workers parse, track
+//! (docs/architecture.md). Capture threads (one per source) decode and frame SIP, then hand
+//! batches of messages to worker threads over bounded crossbeam channels, sharded by Call-ID so
+//! one call always meets the same worker and its dialog table needs no lock. Workers parse, track
 //! dialogs and emit CallRecords to the sink thread.
 //!
 //! Live capture never waits on a full queue: it drops and counts. Replay waits, so an offline run
-//! loses nothing. This is the only module that spawns threads or knows the whole shape.
+//! loses nothing. This is the only module that knows the whole shape and the only one that
+//! spawns the pipeline's own threads (capture, workers, sinks, detectors, log summary). Not the
+//! only one that spawns threads: the traceback store writer (`traceback::store`), the push
+//! threads (`export::push`) and the x5u fetch runtime (`shaken::service`) start their own, owned
+//! by values this module starts and finishes; the HTTP server (`http`) and the SIGHUP reload
+//! thread are started by `cli::run` (docs/architecture.md, "Threads").
 
 pub mod capture_thread;
 pub mod detection;

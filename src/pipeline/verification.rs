@@ -339,3 +339,7 @@ impl Verification {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "verification_tests.rs"]
+mod tests;

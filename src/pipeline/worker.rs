@@ -401,3 +401,7 @@ impl Worker {
         p.dialog = s.clone();
     }
 }
+
+#[cfg(test)]
+#[path = "worker_tests.rs"]
+mod tests;

@@ -38,7 +38,7 @@ use super::tnauth::{hex, parse_tn_auth_list, TnAuthList, TN_AUTH_LIST_OID_DER};
 use super::verdict::{Failure, FailureClass};
 use crate::clock::Timestamp;
 
-/// Largest x5u body accepted (DESIGN §3, AST-2022-001).
+/// Largest x5u body accepted (docs/verification.md; Asterisk AST-2022-001).
 pub const MAX_X5U_BYTES: usize = 64 * 1024;
 /// Most certificates in one x5u bundle.
 pub const MAX_BUNDLE_CERTS: usize = 8;

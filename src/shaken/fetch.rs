@@ -1,4 +1,4 @@
-//! One HTTP(S) GET of an x5u URL under the fetch policy (DESIGN §3; Asterisk AST-2022-001/002).
+//! One HTTP(S) GET of an x5u URL under the fetch policy (docs/verification.md; Asterisk AST-2022-001/002).
 //!
 //! Before any I/O the URL must be absolute, `https` (or `http` when allowed), without userinfo,
 //! query or fragment, and name a host; any port is fine (8443 is legitimate, Asterisk #1271).

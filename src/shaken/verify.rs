@@ -1,4 +1,4 @@
-//! The verification steps of DESIGN §3 for one INVITE, in order: Identity header syntax, JWS,
+//! The verification steps of docs/verification.md for one INVITE, in order: Identity header syntax, JWS,
 //! PASSporT header and claims, freshness, TN match, then (with the x5u credential) validity,
 //! revocation and the ES256 signature over the exact received `header.payload`.
 //!

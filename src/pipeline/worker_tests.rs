@@ -1,0 +1,175 @@
+//! Unit tests of a worker thread: a batch of SIP messages (parsed from small literal texts by the
+//! project's parser) in, CallRecords out on its sink channel; a tick closes timed-out calls; a
+//! shutdown flushes every open call as `shutdown`. Each test names the rule it pins.
+
+use super::*;
+use crate::dialog::testkit::{invite, request, response, seen, table, CALLEE, CALLER};
+use crate::record::{EndedBy, Transport};
+use crossbeam_channel::bounded;
+use prometheus::core::Collector;
+use std::thread::JoinHandle;
+
+struct Running {
+    tx: Sender<WorkerMsg>,
+    records: Receiver<SinkRecord>,
+    recycled: Receiver<Batch>,
+    metrics: Arc<Metrics>,
+    handle: JoinHandle<()>,
+}
+
+/// A worker (no verification, no detection) on its own thread; `wait` false is live capture.
+fn start(wait: bool, record_queue: usize) -> Running {
+    let metrics = Arc::new(Metrics::new());
+    let (tx, rx) = bounded(8);
+    let (rec_tx, records) = bounded(record_queue);
+    let (recycle, recycled) = bounded(8);
+    let m = metrics.clone();
+    // The dialog table is not Send: like `pipeline::run`, build the worker on its own thread.
+    let handle = std::thread::spawn(move || {
+        Worker {
+            id: 0,
+            rx,
+            recycle,
+            records: RecordSender {
+                tx: rec_tx,
+                wait,
+                serialize: true,
+            },
+            table: table(100),
+            limits: ParseLimits::default(),
+            metrics: m,
+            verification: None,
+            detect: None,
+        }
+        .run()
+    });
+    Running {
+        tx,
+        records,
+        recycled,
+        metrics,
+        handle,
+    }
+}
+
+/// A batch of (text, seconds, sender) messages.
+fn batch(msgs: &[(String, i64, &str)]) -> Batch {
+    let mut b = Batch::with_capacity();
+    for (text, secs, src) in msgs {
+        let s = seen(*secs, src);
+        b.items.push(super::super::messages::BatchItem {
+            ts: s.ts,
+            src: s.src,
+            dst: s.dst,
+            transport: Transport::Udp,
+            start: b.buf.len() as u32,
+            len: text.len() as u32,
+        });
+        b.buf.extend_from_slice(text.as_bytes());
+    }
+    b
+}
+
+fn next(r: &Running) -> SinkRecord {
+    r.records
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a record within 10 s")
+}
+
+fn shutdown(r: Running, secs: i64) -> (Vec<SinkRecord>, Arc<Metrics>) {
+    r.tx.send(WorkerMsg::Shutdown(Timestamp::from_secs(secs)))
+        .unwrap();
+    r.handle.join().expect("the worker ends without panicking");
+    (r.records.try_iter().collect(), r.metrics)
+}
+
+#[test]
+fn a_batch_in_gives_records_out_and_the_batch_back() {
+    let r = start(true, 16);
+    r.tx.send(WorkerMsg::Batch(batch(&[
+        (invite("w1", 1), 100, CALLER),
+        (response(486, "w1", "1 INVITE"), 101, CALLEE),
+        (request("ACK", "w1", "1 ACK", "callee-tag"), 101, CALLER),
+        ("garbage that is not SIP\r\n\r\n".to_string(), 101, CALLER),
+        (invite("w2", 1), 102, CALLER),
+    ])))
+    .unwrap();
+    let rec = next(&r);
+    assert_eq!(rec.record.call_id, "w1");
+    assert_eq!(rec.record.dialog.ended_by, EndedBy::Callee);
+    let json: serde_json::Value =
+        serde_json::from_slice(rec.json.as_deref().expect("serialized in the worker")).unwrap();
+    assert_eq!(json["call_id"], "w1");
+    assert_eq!(json["dialog"]["final_code"], 486);
+    let back = r
+        .recycled
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the emptied batch goes back to capture");
+    assert!(back.items.is_empty() && back.buf.is_empty());
+    let (rest, m) = shutdown(r, 200);
+    assert_eq!(rest.len(), 1, "the open call w2 is flushed at shutdown");
+    assert_eq!(rest[0].record.call_id, "w2");
+    assert_eq!(rest[0].record.dialog.ended_by, EndedBy::Shutdown);
+    assert_eq!(rest[0].record.dialog.ended_at, Timestamp::from_secs(200));
+    assert_eq!(m.invites.get(), 2);
+    assert_eq!(m.sip_messages.with_label_values(&["4xx"]).get(), 1);
+    assert_eq!(m.calls.with_label_values(&["callee"]).get(), 1);
+    assert_eq!(m.calls.with_label_values(&["shutdown"]).get(), 1);
+    assert_eq!(m.dialog_events.with_label_values(&["after_close"]).get(), 1);
+    let parse_errors: u64 = m
+        .sip_parse_errors
+        .collect()
+        .iter()
+        .flat_map(|f| {
+            f.get_metric()
+                .iter()
+                .map(|c| c.get_counter().get_value() as u64)
+        })
+        .sum();
+    assert_eq!(
+        parse_errors, 1,
+        "the garbage is a counted parse error, not a panic"
+    );
+}
+
+#[test]
+fn a_tick_closes_timed_out_calls() {
+    let r = start(true, 16);
+    r.tx.send(WorkerMsg::Batch(batch(&[(invite("t1", 1), 100, CALLER)])))
+        .unwrap();
+    r.tx.send(WorkerMsg::Tick(Timestamp::from_secs(129)))
+        .unwrap();
+    assert!(
+        r.records.recv_timeout(Duration::from_millis(300)).is_err(),
+        "not due before invite_timeout_s"
+    );
+    r.tx.send(WorkerMsg::Tick(Timestamp::from_secs(131)))
+        .unwrap();
+    let rec = next(&r);
+    assert_eq!(rec.record.dialog.ended_by, EndedBy::Timeout);
+    assert_eq!(rec.record.dialog.ended_at, Timestamp::from_secs(130));
+    let (rest, m) = shutdown(r, 140);
+    assert!(rest.is_empty());
+    assert_eq!(m.calls.with_label_values(&["timeout"]).get(), 1);
+}
+
+#[test]
+fn live_worker_drops_and_counts_records_the_sink_cannot_take() {
+    let r = start(false, 1);
+    r.tx.send(WorkerMsg::Batch(batch(&[
+        (invite("d1", 1), 100, CALLER),
+        (response(486, "d1", "1 INVITE"), 100, CALLEE),
+        (invite("d2", 1), 100, CALLER),
+        (response(486, "d2", "1 INVITE"), 100, CALLEE),
+        (invite("d3", 1), 100, CALLER),
+        (response(486, "d3", "1 INVITE"), 100, CALLEE),
+    ])))
+    .unwrap();
+    let (kept, m) = shutdown(r, 101);
+    assert_eq!(kept.len(), 1, "the queue holds one record");
+    assert_eq!(kept[0].record.call_id, "d1");
+    assert_eq!(
+        m.records_dropped.with_label_values(&["record_queue"]).get(),
+        2
+    );
+}
