@@ -7,6 +7,7 @@
 //! not checked against the bytes actually present.
 
 use super::defrag::{DefragLimits, Defragmenter, Fragment, FragmentKey, Pushed};
+use super::hep::{self, HepError};
 use super::packet::{SipPayload, Transport};
 use super::tcp::{TcpFlags, TcpLimits, TcpReassembler, TcpSegment};
 use crate::clock::Timestamp;
@@ -49,6 +50,8 @@ pub enum DecodeError {
     Framing(#[from] framing::FramingError),
     #[error("IP fragment dropped: {0}")]
     Fragment(super::defrag::DefragError),
+    #[error(transparent)]
+    Hep(#[from] HepError),
 }
 
 impl DecodeError {
@@ -67,6 +70,7 @@ impl DecodeError {
             DecodeError::SipTooLarge => "sip_too_large",
             DecodeError::Framing(e) => e.kind(),
             DecodeError::Fragment(e) => e.kind(),
+            DecodeError::Hep(e) => e.kind(),
         }
     }
 }
@@ -103,6 +107,29 @@ pub struct DecodeSettings {
     pub max_message: usize,
     pub defrag: DefragLimits,
     pub tcp: TcpLimits,
+    pub hep: HepSettings,
+}
+
+/// How HEP packets are decoded, from the listener or found inside a capture.
+#[derive(Clone, Debug, Default)]
+pub struct HepSettings {
+    /// UDP destination ports whose payload is HEP when read from libpcap (replay of a HEP feed).
+    pub pcap_ports: Vec<u16>,
+    /// When set, a packet without this exact auth key chunk is refused.
+    pub auth_key: Option<Vec<u8>>,
+    /// When not empty, only messages to or from one of these ports enter the pipeline (a proxy
+    /// that keeps the Call-ID mirrors both legs of a call; the sensor follows one).
+    pub leg_ports: Vec<u16>,
+}
+
+impl HepSettings {
+    pub fn from_config(c: &crate::config::HepConfig) -> Self {
+        HepSettings {
+            pcap_ports: c.pcap_ports.clone(),
+            auth_key: (!c.auth_key.is_empty()).then(|| c.auth_key.as_bytes().to_vec()),
+            leg_ports: c.leg_ports.clone(),
+        }
+    }
 }
 
 impl DecodeSettings {
@@ -120,6 +147,7 @@ impl DecodeSettings {
                 max_message,
                 ..TcpLimits::default()
             },
+            hep: HepSettings::default(),
         }
     }
 
@@ -137,6 +165,7 @@ impl DecodeSettings {
             idle_timeout_us: (c.tcp.idle_timeout_s as i64) * 1_000_000,
             max_message: c.max_message_bytes,
         };
+        s.hep = HepSettings::from_config(&c.hep);
         s
     }
 
@@ -165,6 +194,8 @@ pub struct Decoder {
     defrag: Defragmenter,
     tcp: TcpReassembler,
     pub stats: DecodeStats,
+    /// Inflated HEP payloads (chunk 0x0010), reused; at most `max_message` bytes.
+    inflated: Vec<u8>,
 }
 
 type Out<'o> = dyn FnMut(SipPayload<'_>) + 'o;
@@ -184,6 +215,60 @@ impl Decoder {
             tcp: TcpReassembler::new(settings.tcp),
             settings,
             stats: DecodeStats::default(),
+            inflated: Vec::new(),
+        }
+    }
+
+    /// Decodes one HEP packet received by the HEP listener at `arrival` (the time used when the
+    /// packet carries none).
+    pub fn decode_hep(&mut self, arrival: Timestamp, packet: &[u8], out: &mut Out<'_>) {
+        self.stats.frames += 1;
+        self.stats.bytes += packet.len() as u64;
+        if let Err(e) = self.hep(arrival, packet, out) {
+            self.stats.error(e);
+        }
+    }
+
+    fn hep(
+        &mut self,
+        arrival: Timestamp,
+        packet: &[u8],
+        out: &mut Out<'_>,
+    ) -> Result<(), DecodeError> {
+        let p = hep::parse(packet)?;
+        if let Some(key) = &self.settings.hep.auth_key {
+            if p.auth_key != Some(key.as_slice()) {
+                return Err(HepError::AuthFailed.into());
+            }
+        }
+        let legs = &self.settings.hep.leg_ports;
+        let on_leg =
+            legs.is_empty() || legs.contains(&p.src.port()) || legs.contains(&p.dst.port());
+        // RTCP, logs and QoS reports share HEP feeds with SIP: not ours, not an error.
+        if p.proto_type != hep::PROTO_SIP || !on_leg {
+            self.stats.ignored += 1;
+            return Ok(());
+        }
+        // Kamailio reports TLS and WebSocket as 22: stream transports, like TCP.
+        let transport = match p.ip_proto {
+            6 | 22 => Transport::Tcp,
+            _ => Transport::Udp,
+        };
+        let ts = p.ts.unwrap_or(arrival);
+        match p.payload {
+            hep::Payload::Plain(body) => {
+                self.datagram(ts, p.src, p.dst, transport, p.capture_id, body, out)
+            }
+            hep::Payload::Compressed(z) => {
+                let mut buf = std::mem::take(&mut self.inflated);
+                let r = hep::inflate(z, self.settings.max_message, &mut buf)
+                    .map_err(DecodeError::from)
+                    .and_then(|()| {
+                        self.datagram(ts, p.src, p.dst, transport, p.capture_id, &buf, out)
+                    });
+                self.inflated = buf;
+                r
+            }
         }
     }
 
@@ -601,6 +686,9 @@ impl Decoder {
             return Err(DecodeError::BadUdp);
         }
         let payload = &p[8..end];
+        if self.settings.hep.pcap_ports.contains(&dport) {
+            return self.hep(ts, payload, out);
+        }
         if dport == VXLAN_PORT && payload.len() >= 8 && payload[0] & 0x08 != 0 {
             return self.ethernet(ts, &payload[8..], depth + 1, out);
         }
@@ -613,14 +701,18 @@ impl Decoder {
         }
         let src = SocketAddr::new(src, sport);
         let dst = SocketAddr::new(dst, dport);
-        self.datagram(ts, src, dst, payload, out)
+        self.datagram(ts, src, dst, Transport::Udp, None, payload, out)
     }
 
+    /// One datagram's worth of SIP (a UDP payload, or one message a HEP agent mirrored).
+    #[allow(clippy::too_many_arguments)]
     fn datagram(
         &mut self,
         ts: Timestamp,
         src: SocketAddr,
         dst: SocketAddr,
+        transport: Transport,
+        agent: Option<u32>,
         payload: &[u8],
         out: &mut Out<'_>,
     ) -> Result<(), DecodeError> {
@@ -657,9 +749,10 @@ impl Decoder {
                         ts,
                         src,
                         dst,
-                        transport: Transport::Udp,
+                        transport,
                         bytes: &rest[..f.len],
                         call_id: f.call_id,
+                        agent,
                     });
                     delivered = true;
                     pos += f.len.max(1);

@@ -7,6 +7,8 @@
 
 pub mod decode;
 pub mod defrag;
+pub mod hep;
+pub mod hep_listen;
 pub mod packet;
 pub mod source;
 pub mod tcp;

@@ -89,6 +89,7 @@ pub struct CaptureConfig {
     pub queue_batches: usize,
     pub defrag: DefragConfig,
     pub tcp: TcpConfig,
+    pub hep: HepConfig,
 }
 
 impl Default for CaptureConfig {
@@ -106,6 +107,7 @@ impl Default for CaptureConfig {
             queue_batches: 128,
             defrag: DefragConfig::default(),
             tcp: TcpConfig::default(),
+            hep: HepConfig::default(),
         }
     }
 }
@@ -144,6 +146,48 @@ impl Default for TcpConfig {
             max_stream_kb: 256,
             max_total_mb: 128,
             idle_timeout_s: 300,
+        }
+    }
+}
+
+/// HEP input (`[capture.hep]`): SIP mirrored by proxies and SBCs over HEPv1/v2/v3.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HepConfig {
+    /// Runs the HEP listeners with `run` (beside the interfaces, or alone when there are none).
+    pub enabled: bool,
+    /// UDP address to receive HEP on; "" for none.
+    pub listen_udp: String,
+    /// TCP address to accept HEPv3 streams on; "" for none.
+    pub listen_tcp: String,
+    /// When not empty, packets without exactly this auth key chunk are refused and counted.
+    pub auth_key: String,
+    /// Largest HEP packet accepted (bytes); larger ones are counted and dropped.
+    pub max_frame_bytes: usize,
+    /// TCP connections served at once; more are refused and counted.
+    pub max_connections: usize,
+    /// HEP packets queued between the listeners and decoding; when full they are dropped.
+    pub queue_frames: usize,
+    /// UDP destination ports whose payload is decoded as HEP when read by libpcap (replay of a
+    /// capture of a HEP feed, or a live tap that sees one).
+    pub pcap_ports: Vec<u16>,
+    /// When not empty, only messages to or from one of these ports are used: a proxy that keeps
+    /// the Call-ID mirrors both legs of each call, and one Call-ID is one call to the sensor.
+    pub leg_ports: Vec<u16>,
+}
+
+impl Default for HepConfig {
+    fn default() -> Self {
+        HepConfig {
+            enabled: false,
+            listen_udp: "0.0.0.0:9060".into(),
+            listen_tcp: String::new(),
+            auth_key: String::new(),
+            max_frame_bytes: 65535,
+            max_connections: 64,
+            queue_frames: 16384,
+            pcap_ports: vec![9060],
+            leg_ports: Vec::new(),
         }
     }
 }

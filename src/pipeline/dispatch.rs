@@ -81,6 +81,7 @@ impl Dispatcher {
             src: p.src,
             dst: p.dst,
             transport: p.transport,
+            agent: p.agent,
             start: batch.buf.len() as u32,
             len: p.bytes.len() as u32,
         });

@@ -11,7 +11,8 @@ use super::summary::Summary;
 use super::verification::{publish_cache_stats, CacheCounters, Verification};
 use super::worker::{RecordSender, Worker};
 use crate::capture::decode::{DecodeSettings, Decoder};
-use crate::capture::source::{PcapSource, SourceError};
+use crate::capture::hep_listen::HepSource;
+use crate::capture::source::{FrameSource, PcapSource, SourceError};
 use crate::clock::{Clock, ManualClock, SystemClock, Timestamp};
 use crate::config::Config;
 use crate::dialog::table::{DialogLimits, DialogTable};
@@ -34,6 +35,8 @@ pub enum PipelineError {
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error(transparent)]
+    Hep(#[from] crate::capture::hep_listen::HepListenError),
+    #[error(transparent)]
     Output(#[from] JsonlError),
     #[error("{0} thread panicked")]
     ThreadPanicked(&'static str),
@@ -50,7 +53,7 @@ pub enum PipelineError {
 pub enum Input {
     /// Capture files, read one after another as fast as the machine allows.
     Files(Vec<PathBuf>),
-    /// The configured interfaces, until `stop` is set.
+    /// The configured interfaces and HEP listeners, until `stop` is set.
     Live,
 }
 
@@ -137,20 +140,27 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
     let started = Instant::now();
     let metrics = opts.metrics.clone();
     let live = matches!(input, Input::Live);
-    let sources: Vec<PcapSource> = match &input {
-        Input::Files(files) => files
-            .iter()
-            .map(|f| PcapSource::open_file(f))
-            .collect::<Result<_, _>>()?,
+    let mut sources: Vec<Box<dyn FrameSource>> = Vec::new();
+    match &input {
+        Input::Files(files) => {
+            for f in files {
+                sources.push(Box::new(PcapSource::open_file(f)?));
+            }
+        }
         Input::Live => {
             let filter = cfg.bpf_filter();
-            cfg.capture
-                .interfaces
-                .iter()
-                .map(|i| PcapSource::open_live(i, &cfg.capture, &filter))
-                .collect::<Result<_, _>>()?
+            for i in &cfg.capture.interfaces {
+                sources.push(Box::new(PcapSource::open_live(i, &cfg.capture, &filter)?));
+            }
+            if cfg.capture.hep.enabled {
+                sources.push(Box::new(HepSource::start(
+                    &cfg.capture.hep,
+                    metrics.clone(),
+                    opts.clock.clone(),
+                )?));
+            }
         }
-    };
+    }
 
     if live {
         tracing::info!(sources = sources.len(), "capture running");
@@ -378,7 +388,7 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
     drop(recycle_tx);
 
     // Capture: one thread for all files (in order), one per live interface.
-    let groups: Vec<(String, Vec<PcapSource>)> = if live {
+    let groups: Vec<(String, Vec<Box<dyn FrameSource>>)> = if live {
         sources
             .into_iter()
             .map(|s| (s.name().to_string(), vec![s]))
