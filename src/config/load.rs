@@ -120,6 +120,7 @@ impl Config {
             ));
         }
         self.validate_hep(label)?;
+        self.validate_hep_export(label)?;
         range("capture.snaplen", c.snaplen.into(), 256, 262_144)?;
         range("capture.buffer_size_mb", c.buffer_size_mb.into(), 1, 4096)?;
         if c.bpf_filter.trim().is_empty() {
@@ -535,6 +536,27 @@ impl Config {
         if h.auth_key.len() > 1024 {
             return Err(bad("auth_key", "longer than 1024 bytes".into()));
         }
+        Ok(())
+    }
+
+    fn validate_hep_export(&self, label: &str) -> Result<(), ConfigError> {
+        let checks = Checks {
+            path: label,
+            section: "export.hep.",
+        };
+        let e = &self.export.hep;
+        if e.address.parse::<std::net::SocketAddr>().is_err() {
+            return Err(checks.bad(
+                "address",
+                format!("not an ip:port address: {:?}", e.address),
+            ));
+        }
+        if e.auth_key.len() > 1024 {
+            return Err(checks.bad("auth_key", "longer than 1024 bytes".into()));
+        }
+        checks.range("queue_messages", e.queue_messages as u64, 1, 1 << 22)?;
+        checks.range("buffer_mb", e.buffer_mb as u64, 1, 16_384)?;
+        checks.range("retain_s", e.retain_s, 1, 86_400)?;
         Ok(())
     }
 

@@ -18,6 +18,58 @@ pub struct Config {
     pub push: PushConfig,
     pub peers: Vec<PeerConfig>,
     pub detect: DetectConfig,
+    pub export: ExportConfig,
+}
+
+/// Exports beside the collector push.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportConfig {
+    pub hep: HepExportConfig,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HepExportMode {
+    /// The messages of the sample calls of each DetectionEvent that opens.
+    Detections,
+    /// Every SIP message, as it is captured.
+    All,
+}
+
+/// HEP output (`[export.hep]`) to a HOMER / heplify-server endpoint.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HepExportConfig {
+    pub enabled: bool,
+    /// UDP ip:port of the HEP receiver.
+    pub address: String,
+    pub mode: HepExportMode,
+    /// Capture agent id the sensor sends as (chunk 0x000c).
+    pub capture_id: u32,
+    /// Sent in the auth key chunk when not empty.
+    pub auth_key: String,
+    /// Messages queued between capture and the exporter; when full they are dropped.
+    pub queue_messages: usize,
+    /// `detections` mode: bytes of recent calls' messages held for a detection that may name them.
+    pub buffer_mb: usize,
+    /// `detections` mode: how long (packet time) a call's messages are held.
+    pub retain_s: u64,
+}
+
+impl Default for HepExportConfig {
+    fn default() -> Self {
+        HepExportConfig {
+            enabled: false,
+            address: "127.0.0.1:9060".into(),
+            mode: HepExportMode::Detections,
+            capture_id: 0,
+            auth_key: String::new(),
+            queue_messages: 65536,
+            buffer_mb: 64,
+            retain_s: 900,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]

@@ -48,6 +48,8 @@ pub enum PipelineError {
     Store(#[from] crate::traceback::store::StoreError),
     #[error(transparent)]
     Push(#[from] crate::export::push::PushError),
+    #[error(transparent)]
+    HepExport(#[from] crate::export::hep::HepExportError),
 }
 
 pub enum Input {
@@ -321,6 +323,14 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
         max_header_line: cfg.sip.max_header_line,
     };
     let dialog_limits = DialogLimits::for_worker(&cfg.dialog, n);
+    let hep_export = if cfg.export.hep.enabled {
+        Some(crate::export::hep::HepExport::start(
+            &cfg.export.hep,
+            metrics.clone(),
+        )?)
+    } else {
+        None
+    };
     // Campaign detection: shard threads fed by the workers, events to their own sink.
     let detection = if cfg.detect.enabled {
         let path = opts
@@ -334,6 +344,7 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
             metrics.clone(),
             !live,
             detections_push,
+            hep_export.as_ref().map(|h| h.detections()),
         )?)
     } else {
         None
@@ -413,18 +424,20 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
     capture_health.set_ok();
     let mut captures = Vec::new();
     for (label, sources) in groups {
+        let mut dispatcher = Dispatcher::new(
+            worker_txs.clone(),
+            recycle_rx.clone(),
+            if live {
+                Backpressure::Drop
+            } else {
+                Backpressure::Wait
+            },
+        );
+        dispatcher.hep_tap = hep_export.as_ref().map(|h| h.tap());
         let t = CaptureThread {
             sources,
             decoder: Decoder::new(settings.clone()),
-            dispatcher: Dispatcher::new(
-                worker_txs.clone(),
-                recycle_rx.clone(),
-                if live {
-                    Backpressure::Drop
-                } else {
-                    Backpressure::Wait
-                },
-            ),
+            dispatcher,
             metrics: metrics.clone(),
             stop: opts.stop.clone(),
             clock: opts.clock.clone(),
@@ -468,6 +481,9 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
         if let Err(e) = d.finish() {
             failed = Some(e);
         }
+    }
+    if let Some(h) = hep_export {
+        h.finish();
     }
     match sink.join() {
         Ok(r) => r?,
