@@ -94,17 +94,7 @@ fn verify(
     if let Some(t) = now {
         cmd.arg("--now").arg(t.to_string());
     }
-    let out = cmd.args(&files).output().unwrap();
-    assert!(
-        out.status.success(),
-        "verify: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::json_lines("verify", cmd.args(&files).output().unwrap())
 }
 
 fn key_file(dir: &Path, leaf: &Leaf) -> PathBuf {

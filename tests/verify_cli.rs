@@ -102,16 +102,7 @@ impl Run {
             .args(inputs)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "verify failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        common::json_lines("verify", out)
     }
 }
 

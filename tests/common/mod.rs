@@ -248,3 +248,17 @@ pub fn have(tool: &str) -> bool {
         .map(|s| s.success())
         .unwrap_or(false)
 }
+
+/// The JSON lines a command of ours printed on stdout, after checking it succeeded.
+pub fn json_lines(what: &str, out: std::process::Output) -> Vec<Value> {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
