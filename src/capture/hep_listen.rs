@@ -5,10 +5,12 @@
 //! capture thread's decoder checks everything, auth key included, and counts its errors). Every
 //! resource is bounded and every loss counted in `hep_frames_dropped_total{reason}`: packet size
 //! (`too_large`), queued packets (`queue`; a full queue never blocks a listener), TCP connections
-//! (`connections`), and TCP streams that are not HEPv3 (`stream`, closed).
+//! (`connections`), and TCP streams that are not HEPv3 (`stream`, closed). Datagrams the
+//! kernel drops because the UDP socket's buffer overflowed are read from /proc/net/udp and
+//! reported as the source's kernel drops (`capture_drops_total{where="kernel"}`).
 
 use super::hep;
-use super::source::{FrameKind, FrameSource, Next, SourceError};
+use super::source::{DropCounters, FrameKind, FrameSource, Next, SourceError};
 use crate::clock::{Clock, Timestamp};
 use crate::config::HepConfig;
 use crate::metrics::Metrics;
@@ -90,6 +92,8 @@ pub struct HepSource {
     name: String,
     /// Where the listeners are bound (port 0 in the config resolves here).
     pub udp_addr: Option<SocketAddr>,
+    /// Inode of the UDP socket, to find its drop counter in /proc/net/udp.
+    udp_inode: Option<u64>,
     pub tcp_addr: Option<SocketAddr>,
 }
 
@@ -115,6 +119,7 @@ impl HepSource {
             threads: Vec::new(),
             name: "hep".into(),
             udp_addr: None,
+            udp_inode: None,
             tcp_addr: None,
         };
         let bind_err = |transport, addr: &str| {
@@ -126,11 +131,10 @@ impl HepSource {
             }
         };
         if !cfg.listen_udp.is_empty() {
-            let sock =
-                UdpSocket::bind(&cfg.listen_udp).map_err(bind_err("udp", &cfg.listen_udp))?;
-            sock.set_read_timeout(Some(POLL))
+            let sock = udp_socket(&cfg.listen_udp, cfg.udp_buffer_mb << 20)
                 .map_err(bind_err("udp", &cfg.listen_udp))?;
             src.udp_addr = sock.local_addr().ok();
+            src.udp_inode = socket_inode(&sock);
             let s = shared.clone();
             src.spawn("hep-udp", move || udp_loop(sock, s))?;
         }
@@ -180,6 +184,14 @@ impl FrameSource for HepSource {
     fn is_live(&self) -> bool {
         true
     }
+    fn drops(&mut self) -> Option<DropCounters> {
+        let inode = self.udp_inode?;
+        Some(DropCounters {
+            kernel: udp_drops(inode)?,
+            ..DropCounters::default()
+        })
+    }
+
     fn next_frame(&mut self) -> Result<Next<'_>, SourceError> {
         match self.rx.recv_timeout(IDLE_WAIT) {
             Ok(r) => {
@@ -194,6 +206,48 @@ impl FrameSource for HepSource {
             Err(RecvTimeoutError::Disconnected) => Ok(Next::End),
         }
     }
+}
+
+fn udp_socket(addr: &str, buffer: usize) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|e| std::io::Error::new(ErrorKind::InvalidInput, e))?;
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Bursts from many agents outrun one receiving thread for a moment; the kernel buffer
+    // absorbs them (capped by net.core.rmem_max, so this may get less than asked).
+    if let Err(e) = sock.set_recv_buffer_size(buffer) {
+        tracing::warn!(error = %e, "capture.hep.udp_buffer_mb not applied");
+    }
+    sock.bind(&addr.into())?;
+    sock.set_read_timeout(Some(POLL))?;
+    Ok(sock.into())
+}
+
+fn socket_inode(sock: &UdpSocket) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::io::AsRawFd;
+    std::fs::metadata(format!("/proc/self/fd/{}", sock.as_raw_fd()))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// The kernel's count of datagrams dropped at this socket (receive buffer full): the last
+/// column of its line in /proc/net/udp or udp6, found by inode (the tenth column).
+fn udp_drops(inode: u64) -> Option<u64> {
+    let wanted = inode.to_string();
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.get(9) == Some(&wanted.as_str()) {
+                return cols.last().and_then(|d| d.parse().ok());
+            }
+        }
+    }
+    None
 }
 
 fn udp_loop(sock: UdpSocket, s: Shared) {
@@ -390,6 +444,19 @@ mod tests {
         }
         assert_eq!(dropped("stream"), 1);
         assert_eq!(metrics.hep_frames.with_label_values(&["tcp"]).get(), 2);
+    }
+
+    #[test]
+    fn kernel_drops_of_a_full_socket_buffer_are_read_back() {
+        let sock = udp_socket("127.0.0.1:0", 1 << 20).unwrap();
+        let inode = socket_inode(&sock).unwrap();
+        assert_eq!(udp_drops(inode), Some(0));
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Nobody reads: once the buffer (a few MiB at most) is full the kernel drops the rest.
+        for _ in 0..20_000 {
+            let _ = tx.send_to(&[0u8; 1400], sock.local_addr().unwrap());
+        }
+        assert!(udp_drops(inode).unwrap() > 0);
     }
 
     #[test]

@@ -220,6 +220,8 @@ pub struct HepConfig {
     pub max_connections: usize,
     /// HEP packets queued between the listeners and decoding; when full they are dropped.
     pub queue_frames: usize,
+    /// Kernel receive buffer of the UDP socket, MiB (capped by net.core.rmem_max).
+    pub udp_buffer_mb: usize,
     /// UDP destination ports whose payload is decoded as HEP when read by libpcap (replay of a
     /// capture of a HEP feed, or a live tap that sees one).
     pub pcap_ports: Vec<u16>,
@@ -238,6 +240,7 @@ impl Default for HepConfig {
             max_frame_bytes: 65535,
             max_connections: 64,
             queue_frames: 16384,
+            udp_buffer_mb: 4,
             pcap_ports: vec![9060],
             leg_ports: Vec::new(),
         }
