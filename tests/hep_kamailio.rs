@@ -176,6 +176,7 @@ fn sensor_config(dir: &Path, pki: &common_pki::TestPki, extra_hep: &str) -> Stri
     )
 }
 
+/// Both HEP versions Kamailio sends, one after the other (they share this test's ports).
 #[test]
 fn kamailio_siptrace_feeds_the_sensor_over_hep() {
     let tools = ["kamailio", "sipp", "tcpdump", "openssl"];
@@ -187,12 +188,22 @@ fn kamailio_siptrace_feeds_the_sensor_over_hep() {
         );
         return;
     }
+    run(3);
+    // HEPv2 carries no auth key: the sensor checks none.
+    run(2);
+}
+
+fn run(version: u8) {
     let pki = common_pki::shared().expect("openssl is installed");
+    let auth_key = if version == 3 { AUTH_KEY } else { "" };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let key = d.join("sp-key.pem");
     std::fs::write(&key, &pki.valid.key_pkcs8_pem).unwrap();
-    std::fs::write(d.join("kamailio.cfg"), kamailio_config(&key)).unwrap();
+    let kamailio_cfg =
+        kamailio_config(&key).replace("\"hep_version\", 3", &format!("\"hep_version\", {version}"));
+    assert!(kamailio_cfg.contains(&format!("\"hep_version\", {version}")));
+    std::fs::write(d.join("kamailio.cfg"), kamailio_cfg).unwrap();
     std::fs::write(d.join("uac.xml"), uac_scenario()).unwrap();
     let mut csv = String::from("SEQUENTIAL\n");
     for (from, to) in CALLS {
@@ -207,7 +218,7 @@ fn kamailio_siptrace_feeds_the_sensor_over_hep() {
         sensor_config(
             d,
             pki,
-            &format!("auth_key = \"{AUTH_KEY}\"\nleg_ports = [{UAS_PORT}]"),
+            &format!("auth_key = \"{auth_key}\"\nleg_ports = [{UAS_PORT}]"),
         ),
     )
     .unwrap();
@@ -369,12 +380,13 @@ fn kamailio_siptrace_feeds_the_sensor_over_hep() {
         // Only the HEP packets carry SIP in this replay.
         .replace(&format!("sip_ports = [{UAS_PORT}]"), "sip_ports = [5060]")
     };
-    let replayed = common::replay(&[&pcap], &hep_config(AUTH_KEY));
+    let replayed = common::replay(&[&pcap], &hep_config(auth_key));
     let mut replayed_records = replayed.records.clone();
     replayed_records.sort_by(|a, b| a["call_id"].as_str().cmp(&b["call_id"].as_str()));
     assert_eq!(replayed_records, hep);
 
-    // A wrong auth key: every HEP packet of the capture refused and counted, no record.
+    // A wrong auth key (for HEPv2: any key, it cannot carry one): every HEP packet of the
+    // capture refused and counted, no record.
     let hep_packets = Command::new("tcpdump")
         .args(["-n", "-r"])
         .arg(&pcap)

@@ -8,6 +8,7 @@
 
 use super::defrag::{DefragLimits, Defragmenter, Fragment, FragmentKey, Pushed};
 use super::hep::{self, HepError};
+use super::hep_reorder::Reorder;
 use super::packet::{SipPayload, Transport};
 use super::tcp::{TcpFlags, TcpLimits, TcpReassembler, TcpSegment};
 use crate::clock::Timestamp;
@@ -120,6 +121,9 @@ pub struct HepSettings {
     /// When not empty, only messages to or from one of these ports enter the pipeline (a proxy
     /// that keeps the Call-ID mirrors both legs of a call; the sensor follows one).
     pub leg_ports: Vec<u16>,
+    /// Hold of HEP-delivered SIP (see `hep_reorder`), µs of arrival time, and its bound.
+    pub reorder_us: i64,
+    pub reorder_max: usize,
 }
 
 impl HepSettings {
@@ -128,6 +132,8 @@ impl HepSettings {
             pcap_ports: c.pcap_ports.clone(),
             auth_key: (!c.auth_key.is_empty()).then(|| c.auth_key.as_bytes().to_vec()),
             leg_ports: c.leg_ports.clone(),
+            reorder_us: (c.reorder_ms as i64) * 1000,
+            reorder_max: c.queue_frames,
         }
     }
 }
@@ -196,6 +202,8 @@ pub struct Decoder {
     pub stats: DecodeStats,
     /// Inflated HEP payloads (chunk 0x0010), reused; at most `max_message` bytes.
     inflated: Vec<u8>,
+    /// SIP from HEP held for reordering; None when the hold is off.
+    reorder: Option<Reorder>,
 }
 
 type Out<'o> = dyn FnMut(SipPayload<'_>) + 'o;
@@ -213,15 +221,56 @@ impl Decoder {
         Decoder {
             defrag: Defragmenter::new(settings.defrag),
             tcp: TcpReassembler::new(settings.tcp),
+            reorder: (settings.hep.reorder_us > 0)
+                .then(|| Reorder::new(settings.hep.reorder_us, settings.hep.reorder_max)),
             settings,
             stats: DecodeStats::default(),
             inflated: Vec::new(),
         }
     }
 
+    /// Releases the HEP messages held long enough at `now` (arrival time).
+    pub fn release_held(&mut self, now: Timestamp, out: &mut Out<'_>) {
+        if let Some(r) = self.reorder.as_mut() {
+            r.release(now, out);
+        }
+    }
+
+    /// Releases every held HEP message (end of input).
+    pub fn flush_held(&mut self, out: &mut Out<'_>) {
+        if let Some(r) = self.reorder.as_mut() {
+            r.flush(out);
+        }
+    }
+
+    /// Delivers what one HEP packet carried: through the hold when it is on.
+    #[allow(clippy::too_many_arguments)]
+    fn hep_datagram(
+        &mut self,
+        arrival: Timestamp,
+        p: &hep::HepPacket<'_>,
+        transport: Transport,
+        body: &[u8],
+        out: &mut Out<'_>,
+    ) -> Result<(), DecodeError> {
+        let ts = p.ts.unwrap_or(arrival);
+        let Some(mut r) = self.reorder.take() else {
+            return self.datagram(ts, p.src, p.dst, transport, p.capture_id, body, out);
+        };
+        let res = self.datagram(ts, p.src, p.dst, transport, p.capture_id, body, &mut |m| {
+            r.push(arrival, &m, out)
+        });
+        if r.overflowed > 0 {
+            self.stats.errors.insert("hep_reorder_full", r.overflowed);
+        }
+        self.reorder = Some(r);
+        res
+    }
+
     /// Decodes one HEP packet received by the HEP listener at `arrival` (the time used when the
     /// packet carries none).
     pub fn decode_hep(&mut self, arrival: Timestamp, packet: &[u8], out: &mut Out<'_>) {
+        self.release_held(arrival, out);
         self.stats.frames += 1;
         self.stats.bytes += packet.len() as u64;
         if let Err(e) = self.hep(arrival, packet, out) {
@@ -254,18 +303,13 @@ impl Decoder {
             6 | 22 => Transport::Tcp,
             _ => Transport::Udp,
         };
-        let ts = p.ts.unwrap_or(arrival);
         match p.payload {
-            hep::Payload::Plain(body) => {
-                self.datagram(ts, p.src, p.dst, transport, p.capture_id, body, out)
-            }
+            hep::Payload::Plain(body) => self.hep_datagram(arrival, &p, transport, body, out),
             hep::Payload::Compressed(z) => {
                 let mut buf = std::mem::take(&mut self.inflated);
                 let r = hep::inflate(z, self.settings.max_message, &mut buf)
                     .map_err(DecodeError::from)
-                    .and_then(|()| {
-                        self.datagram(ts, p.src, p.dst, transport, p.capture_id, &buf, out)
-                    });
+                    .and_then(|()| self.hep_datagram(arrival, &p, transport, &buf, out));
                 self.inflated = buf;
                 r
             }
@@ -275,6 +319,7 @@ impl Decoder {
     /// Decodes one captured frame; `out` is called once per complete SIP message it yields
     /// (none, one, or several: a TCP segment may complete many).
     pub fn decode(&mut self, linktype: i32, ts: Timestamp, frame: &[u8], out: &mut Out<'_>) {
+        self.release_held(ts, out);
         self.stats.frames += 1;
         self.stats.bytes += frame.len() as u64;
         if let Err(e) = self.link(linktype, ts, frame, out) {

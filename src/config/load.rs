@@ -528,6 +528,7 @@ impl Config {
         range("max_connections", h.max_connections as u64, 1, 65_536)?;
         range("queue_frames", h.queue_frames as u64, 1, 1 << 22)?;
         range("udp_buffer_mb", h.udp_buffer_mb as u64, 1, 1024)?;
+        range("reorder_ms", h.reorder_ms, 0, 2000)?;
         if h.pcap_ports.contains(&0) || h.leg_ports.contains(&0) {
             return Err(bad(
                 "pcap_ports",

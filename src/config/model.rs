@@ -222,6 +222,9 @@ pub struct HepConfig {
     pub queue_frames: usize,
     /// Kernel receive buffer of the UDP socket, MiB (capped by net.core.rmem_max).
     pub udp_buffer_mb: usize,
+    /// How long SIP from HEP is held so an INVITE mirrored late can overtake its responses
+    /// (0: no hold).
+    pub reorder_ms: u64,
     /// UDP destination ports whose payload is decoded as HEP when read by libpcap (replay of a
     /// capture of a HEP feed, or a live tap that sees one).
     pub pcap_ports: Vec<u16>,
@@ -241,6 +244,7 @@ impl Default for HepConfig {
             max_connections: 64,
             queue_frames: 16384,
             udp_buffer_mb: 4,
+            reorder_ms: 50,
             pcap_ports: vec![9060],
             leg_ports: Vec::new(),
         }

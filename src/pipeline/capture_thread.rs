@@ -124,9 +124,10 @@ impl CaptureThread {
                         now_ts = if live { clock.now() } else { outcome.last_ts };
                     }
                     Ok(Next::Idle) => {
+                        now_ts = clock.now();
+                        decoder.release_held(now_ts, &mut |p| dispatcher.push(&p));
                         dispatcher.flush();
                         last_flush = Instant::now();
-                        now_ts = clock.now();
                     }
                     Ok(Next::End) => break,
                     Err(e) => {
@@ -192,6 +193,7 @@ impl CaptureThread {
         if progress {
             eprintln!();
         }
+        decoder.flush_held(&mut |p| dispatcher.push(&p));
         dispatcher.flush();
         publish(&metrics, &label, &decoder, &dispatcher, &mut published);
         latency.merge();
