@@ -6,7 +6,7 @@
                           time in its chunks, capture id 2001) from agent 10.0.0.9:40000 to
                           10.0.0.1:9060, at the same capture time
   send IN.pcap HOST:PORT  sends the HEPv3 packets for IN's datagrams over UDP as fast as this
-                          process can; prints "sent N in S s"
+                          process can, their times shifted to start now; prints "sent N in S s"
 Standard library only.
 """
 import socket
@@ -67,7 +67,10 @@ def wrap(inp, out):
 
 def send(inp, target):
     host, port = target.rsplit(":", 1)
-    msgs = [hep3(*p) for p in packets(inp)]
+    # An agent stamps what it mirrors with its clock: shift the capture's times to start now.
+    pkts = list(packets(inp))
+    shift = int(time.time()) - pkts[0][0] if pkts else 0
+    msgs = [hep3(p[0] + shift, *p[1:]) for p in pkts]
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
     s.connect((host, int(port)))
