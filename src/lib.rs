@@ -8,6 +8,7 @@
 //! Modules are public so that tests, benchmarks and fuzz targets can drive each stage alone.
 
 pub mod capture;
+pub mod cli;
 pub mod clock;
 pub mod collector;
 pub mod config;

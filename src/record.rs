@@ -2,7 +2,6 @@
 //! `schema` field. Field names and nesting are a contract with the collector and the traceback
 //! store: add fields, never rename or re-nest them.
 
-use crate::capture::packet::Transport;
 use crate::clock::Timestamp;
 use serde::{Serialize, Serializer};
 use std::hash::{Hash, Hasher};
@@ -10,6 +9,23 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 pub const CALL_SCHEMA: &str = "shaken-sensor/call/v1";
+
+/// The transport a SIP message was seen on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct CallRecord {

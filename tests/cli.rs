@@ -56,7 +56,8 @@ fn unreadable_capture_is_a_clear_error() {
         .args(["replay", "/nonexistent/x.pcap", "-q"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    // A file the operator named that cannot be opened is a usage problem (issue 12): status 2.
+    assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/nonexistent/x.pcap"), "{stderr}");
 }

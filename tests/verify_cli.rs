@@ -96,13 +96,33 @@ impl Run {
     }
 
     fn verify_paths(&self, args: &[String], inputs: &[PathBuf]) -> Vec<Value> {
+        let (code, lines, stderr) = self.verify_status(args, inputs);
+        assert_eq!(code, Some(0), "verify failed: {stderr}");
+        lines
+    }
+
+    /// Runs `verify` whatever its exit status: (status, JSON lines, stderr).
+    fn verify_status(
+        &self,
+        args: &[String],
+        inputs: &[PathBuf],
+    ) -> (Option<i32>, Vec<Value>, String) {
         let out = Command::new(common::bin())
             .arg("verify")
             .args(args)
             .args(inputs)
             .output()
             .unwrap();
-        common::json_lines("verify", out)
+        let lines = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (
+            out.status.code(),
+            lines,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 }
 
@@ -504,23 +524,31 @@ fn hostile_identity_headers_are_typed_failures() {
         .position(|w| w == b"PLACEHOLDER")
         .unwrap();
     nonutf8.splice(at..at + 11, [0xff, 0xfe, b'.', 0xc0, b'.', 0x80]);
-    let out = r.verify(
-        &seeded(p, &p.valid),
-        &[invite("hundred", &hundred), invite("huge", &huge), nonutf8],
-    );
-    assert_eq!(
-        out.len(),
-        2,
-        "the 200 KB header is over the SIP line limit: not an INVITE we can read"
-    );
+    let inputs: Vec<PathBuf> = [invite("hundred", &hundred), invite("huge", &huge), nonutf8]
+        .iter()
+        .enumerate()
+        .map(|(i, m)| r.file(&format!("hostile-{i}.sip"), m))
+        .collect();
+    let (code, out, stderr) = r.verify_status(&seeded(p, &p.valid), &inputs);
+    // The 200 KB header is over the SIP line limit: not a message we can read, so its input
+    // gets a "skipped" line and the status says an input was not judged.
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(out.len(), 3, "{out:?}");
     assert_outcome(&out[0], "TN-Validation-Failed", Some(438), "not base64url");
     assert_eq!(out[0]["call_id"], "hundred");
+    assert_eq!(out[1]["skipped"], "not_sip", "{}", out[1]);
+    assert_eq!(out[1]["verstat"], Value::Null);
+    assert!(out[1]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("not a SIP message"));
     assert_outcome(
-        &out[1],
+        &out[2],
         "TN-Validation-Failed",
         Some(438),
         "outside base64url",
     );
+    assert!(out[2].get("skipped").is_none(), "{}", out[2]);
 }
 
 #[test]

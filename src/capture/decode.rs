@@ -6,6 +6,7 @@
 //! counted by kind in [`DecodeStats`]; nothing here may panic or trust a length field it has
 //! not checked against the bytes actually present.
 
+use super::dedup::{CopyFilter, CopyStats};
 use super::defrag::{DefragLimits, Defragmenter, Fragment, FragmentKey, Pushed};
 use super::hep::{self, HepError};
 use super::hep_reorder::Reorder;
@@ -108,6 +109,9 @@ pub struct DecodeSettings {
     pub max_message: usize,
     pub defrag: DefragLimits,
     pub tcp: TcpLimits,
+    /// Linux cooked captures: drop a packet seen again within this many µs (a copy from a
+    /// second interface of "any"); 0 keeps every copy.
+    pub dedup_window_us: i64,
     pub hep: HepSettings,
 }
 
@@ -154,6 +158,7 @@ impl DecodeSettings {
                 ..TcpLimits::default()
             },
             hep: HepSettings::default(),
+            dedup_window_us: 0,
         }
     }
 
@@ -172,6 +177,7 @@ impl DecodeSettings {
             max_message: c.max_message_bytes,
         };
         s.hep = HepSettings::from_config(&c.hep);
+        s.dedup_window_us = (c.dedup_window_ms as i64) * 1_000;
         s
     }
 
@@ -199,6 +205,8 @@ pub struct Decoder {
     settings: DecodeSettings,
     defrag: Defragmenter,
     tcp: TcpReassembler,
+    /// Only for Linux cooked frames, and only when `dedup_window_us` > 0.
+    copies: Option<CopyFilter>,
     pub stats: DecodeStats,
     /// Inflated HEP payloads (chunk 0x0010), reused; at most `max_message` bytes.
     inflated: Vec<u8>,
@@ -223,6 +231,8 @@ impl Decoder {
             tcp: TcpReassembler::new(settings.tcp),
             reorder: (settings.hep.reorder_us > 0)
                 .then(|| Reorder::new(settings.hep.reorder_us, settings.hep.reorder_max)),
+            copies: (settings.dedup_window_us > 0)
+                .then(|| CopyFilter::new(settings.dedup_window_us)),
             settings,
             stats: DecodeStats::default(),
             inflated: Vec::new(),
@@ -341,6 +351,19 @@ impl Decoder {
         &self.tcp
     }
 
+    /// What the copy filter of Linux cooked captures dropped and forgot.
+    pub fn copies(&self) -> CopyStats {
+        self.copies.as_ref().map(|c| c.stats).unwrap_or_default()
+    }
+
+    /// A Linux cooked frame's IP packet already seen on another interface (see `dedup`).
+    fn is_copy(&mut self, proto: u16, ts: Timestamp, ip: &[u8]) -> bool {
+        match &mut self.copies {
+            Some(c) if matches!(proto, 0x0800 | 0x86DD) => c.is_copy(ts, ip),
+            _ => false,
+        }
+    }
+
     fn link(
         &mut self,
         lt: i32,
@@ -352,11 +375,17 @@ impl Decoder {
             linktype::ETHERNET => self.ethernet(ts, f, 0, out),
             linktype::LINUX_SLL => {
                 let proto = be16(f, 14).ok_or(DecodeError::TruncatedLink)?;
+                if self.is_copy(proto, ts, &f[16..]) {
+                    return Ok(());
+                }
                 self.ethertype(proto, ts, &f[16..], 0, out)
             }
             linktype::LINUX_SLL2 => {
                 let proto = be16(f, 0).ok_or(DecodeError::TruncatedLink)?;
                 let rest = f.get(20..).ok_or(DecodeError::TruncatedLink)?;
+                if self.is_copy(proto, ts, rest) {
+                    return Ok(());
+                }
                 self.ethertype(proto, ts, rest, 0, out)
             }
             linktype::NULL | linktype::LOOP => {

@@ -6,6 +6,7 @@
 //! panic on any byte sequence.
 
 pub mod decode;
+pub mod dedup;
 pub mod defrag;
 pub mod hep;
 pub mod hep_listen;

@@ -3,21 +3,8 @@
 use crate::clock::Timestamp;
 use std::net::SocketAddr;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
-
-impl Transport {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        }
-    }
-}
+/// Defined with the wire types it appears in; capture uses it, not the other way round.
+pub use crate::record::Transport;
 
 /// One complete SIP message as framed by the capture stage, borrowed from a frame, a
 /// reassembled datagram or a TCP stream buffer.

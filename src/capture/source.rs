@@ -13,11 +13,25 @@ use std::path::Path;
 pub enum SourceError {
     #[error("cannot open capture file {path}: {source}")]
     OpenFile { path: String, source: pcap::Error },
+    #[error(
+        "{path} is not a pcap or pcapng capture ({source}); replay reads files written by \
+         tcpdump -w, dumpcap or Wireshark"
+    )]
+    NotACapture { path: String, source: pcap::Error },
     #[error("cannot open interface {iface}: {source}")]
     OpenLive { iface: String, source: pcap::Error },
-    #[error("interface {iface}: BPF filter {filter:?} rejected: {source}")]
+    #[error("interface {iface} does not exist on this host (it has: {available})")]
+    NoSuchInterface { iface: String, available: String },
+    #[error(
+        "no permission to capture on interface {iface} ({source}): run as root, or give the \
+         binary CAP_NET_RAW and CAP_NET_ADMIN (setcap cap_net_raw,cap_net_admin=eip BINARY), \
+         or start it with the systemd unit, which grants them"
+    )]
+    NoPermission { iface: String, source: pcap::Error },
+    #[error("interface {iface} (link type {linktype}): BPF filter {filter:?} rejected: {source}")]
     Filter {
         iface: String,
+        linktype: String,
         filter: String,
         source: pcap::Error,
     },
@@ -120,9 +134,21 @@ const LIVE_TIMEOUT_MS: i32 = 1;
 
 impl PcapSource {
     pub fn open_file(path: &Path) -> Result<Self, SourceError> {
-        let cap = Capture::from_file(path).map_err(|source| SourceError::OpenFile {
-            path: path.display().to_string(),
-            source,
+        let cap = Capture::from_file(path).map_err(|source| {
+            let path_s = path.display().to_string();
+            // libpcap says "unknown file format" or "truncated dump file" for a file it can
+            // read but does not understand: that is the operator's file, not a missing one.
+            if std::fs::File::open(path).is_ok() && path.is_file() {
+                SourceError::NotACapture {
+                    path: path_s,
+                    source,
+                }
+            } else {
+                SourceError::OpenFile {
+                    path: path_s,
+                    source,
+                }
+            }
         })?;
         Ok(PcapSource {
             linktype: cap.get_datalink().0,
@@ -132,11 +158,14 @@ impl PcapSource {
         })
     }
 
-    pub fn open_live(iface: &str, cfg: &CaptureConfig, filter: &str) -> Result<Self, SourceError> {
-        let open_err = |source| SourceError::OpenLive {
-            iface: iface.to_string(),
-            source,
-        };
+    /// Opens `iface` and installs the BPF filter that `filter` builds for the interface's link
+    /// type (known only once the device is open: "any" is Linux cooked, "lo" Ethernet).
+    pub fn open_live(
+        iface: &str,
+        cfg: &CaptureConfig,
+        filter: &dyn Fn(i32) -> String,
+    ) -> Result<Self, SourceError> {
+        let open_err = |source| open_live_error(iface, source);
         let cap = Capture::from_device(iface)
             .map_err(open_err)?
             .snaplen(cfg.snaplen as i32)
@@ -146,13 +175,16 @@ impl PcapSource {
             .open()
             .map_err(open_err)?;
         let mut cap = cap.setnonblock().map_err(open_err)?;
-        cap.filter(filter, true)
+        let linktype = cap.get_datalink().0;
+        let filter = filter(linktype);
+        tracing::info!(iface, linktype = %linktype_name(linktype), filter = %filter, "capture filter");
+        cap.filter(&filter, true)
             .map_err(|source| SourceError::Filter {
                 iface: iface.to_string(),
-                filter: filter.to_string(),
+                linktype: linktype_name(linktype),
+                filter: filter.clone(),
                 source,
             })?;
-        let linktype = cap.get_datalink().0;
         let fd = cap.as_raw_fd();
         Ok(PcapSource {
             linktype,
@@ -240,5 +272,105 @@ impl FrameSource for PcapSource {
     }
     fn drops(&mut self) -> Option<DropCounters> {
         PcapSource::drops(self)
+    }
+}
+
+/// Classifies a failure to open an interface into what the operator must do about it.
+fn open_live_error(iface: &str, source: pcap::Error) -> SourceError {
+    let text = source.to_string();
+    let names = interface_names();
+    // libpcap reports a missing device in words that vary by version ("No such device
+    // exists", "SIOCGIFINDEX: No such device"); the list of devices is the reliable test.
+    if !names.is_empty() && !names.iter().any(|n| n == iface) {
+        return SourceError::NoSuchInterface {
+            iface: iface.to_string(),
+            available: names.join(", "),
+        };
+    }
+    if text.contains("ermission") || text.contains("not permitted") {
+        return SourceError::NoPermission {
+            iface: iface.to_string(),
+            source,
+        };
+    }
+    SourceError::OpenLive {
+        iface: iface.to_string(),
+        source,
+    }
+}
+
+/// The interfaces libpcap can open here ("any" included on Linux); empty when it cannot
+/// list them.
+pub fn interface_names() -> Vec<String> {
+    pcap::Device::list()
+        .map(|d| d.into_iter().map(|d| d.name).collect())
+        .unwrap_or_default()
+}
+
+/// A link type's libpcap name, e.g. "LINUX_SLL", or its number.
+pub fn linktype_name(linktype: i32) -> String {
+    pcap::Linktype(linktype)
+        .get_name()
+        .unwrap_or_else(|_| linktype.to_string())
+}
+
+/// The link types a live capture on `iface` can open with: "any" is Linux cooked (v1 or v2,
+/// depending on the libpcap version); a named interface's type comes from the kernel
+/// (`/sys/class/net/IFACE/type`: Ethernet and loopback capture as Ethernet, tunnels without a
+/// link layer as raw IP). Used to check a filter without opening a device.
+pub fn live_linktypes(iface: &str) -> Vec<i32> {
+    use super::decode::linktype;
+    if iface == "any" {
+        return vec![linktype::LINUX_SLL, linktype::LINUX_SLL2];
+    }
+    let arphrd = std::fs::read_to_string(format!("/sys/class/net/{iface}/type"))
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok());
+    match arphrd {
+        // ARPHRD_NONE (tun, WireGuard) and ARPHRD_RAWIP: no link layer.
+        // DLT_RAW as libpcap reports it on Linux.
+        Some(65534) | Some(519) => vec![12],
+        _ => vec![linktype::ETHERNET],
+    }
+}
+
+/// Compiles `filter` for `linktype` without a device, as the live capture would.
+pub fn compile_filter(filter: &str, linktype: i32) -> Result<(), pcap::Error> {
+    Capture::dead(pcap::Linktype(linktype))?
+        .compile(filter, true)
+        .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::decode::linktype;
+    use crate::config::Config;
+
+    #[test]
+    fn auto_filter_compiles_for_every_live_link_type() {
+        let cfg = Config::default();
+        for lt in [
+            linktype::ETHERNET,
+            linktype::LINUX_SLL,
+            linktype::LINUX_SLL2,
+            12,
+        ] {
+            let f = cfg.bpf_filter(lt);
+            compile_filter(&f, lt).unwrap_or_else(|e| panic!("{}: {e}: {f}", linktype_name(lt)));
+        }
+        // What "auto" was before issue 19: a vlan clause libpcap refuses on "any".
+        let ethernet = cfg.bpf_filter(linktype::ETHERNET);
+        let err = compile_filter(&ethernet, linktype::LINUX_SLL).unwrap_err();
+        assert!(err.to_string().contains("VLAN"), "{err}");
+    }
+
+    #[test]
+    fn any_is_linux_cooked() {
+        assert_eq!(
+            live_linktypes("any"),
+            [linktype::LINUX_SLL, linktype::LINUX_SLL2]
+        );
+        assert_eq!(live_linktypes("lo"), [linktype::ETHERNET]);
     }
 }

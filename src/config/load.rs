@@ -6,7 +6,7 @@ use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {source}; {}", read_hint(.source))]
     Read {
         path: String,
         source: std::io::Error,
@@ -19,6 +19,23 @@ pub enum ConfigError {
         key: String,
         problem: String,
     },
+}
+
+/// The example `[[peers]]` names in config/sensor.toml (a test keeps them in step): a copy of
+/// that file still holds them, and an operator's own peer of the same name collides.
+const SHIPPED_EXAMPLE_PEERS: &[&str] = &["carrier-alpha", "loopback-lab"];
+
+/// What to do when the configuration file cannot be read.
+fn read_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            "pass --config FILE, or install config/sensor.toml (every key with its default) there"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "make it readable by this user (the systemd unit runs as shaken-sensor)"
+        }
+        _ => "check the path given to --config",
+    }
 }
 
 /// Reads, parses and validates a configuration file.
@@ -143,6 +160,7 @@ impl Config {
         )?;
         range("capture.stats_interval_s", c.stats_interval_s, 1, 3600)?;
         range("capture.queue_batches", c.queue_batches as u64, 2, 1 << 20)?;
+        range("capture.dedup_window_ms", c.dedup_window_ms, 0, 1000)?;
         range(
             "capture.defrag.max_datagrams",
             c.defrag.max_datagrams as u64,
@@ -279,7 +297,7 @@ impl Config {
         }
         self.validate_push(label)?;
         self.validate_detect(label)?;
-        let mut names = std::collections::HashSet::new();
+        let mut names = std::collections::HashMap::new();
         for (i, p) in self.peers.iter().enumerate() {
             if p.name.trim().is_empty() || p.name == crate::peers::UNKNOWN_PEER {
                 return Err(bad(
@@ -287,10 +305,24 @@ impl Config {
                     format!("must be non-empty and not {:?}", crate::peers::UNKNOWN_PEER),
                 ));
             }
-            if !names.insert(p.name.as_str()) {
+            if let Some(first) = names.insert(p.name.as_str(), i) {
+                // The usual way in: a copy of config/sensor.toml, still holding its example
+                // peers, with the operator's own appended under the same name.
+                let what_to_do = if SHIPPED_EXAMPLE_PEERS.contains(&p.name.as_str()) {
+                    format!(
+                        "peers[{first}] is the example peer {:?} shipped in config/sensor.toml: \
+                         delete the example [[peers]] blocks from this file and keep your own",
+                        p.name
+                    )
+                } else {
+                    format!("rename one of them or merge their cidrs into peers[{first}]")
+                };
                 return Err(bad(
                     &format!("peers[{i}].name"),
-                    format!("duplicate peer name {:?}", p.name),
+                    format!(
+                        "duplicate peer name {:?} (also peers[{first}]); {what_to_do}",
+                        p.name
+                    ),
                 ));
             }
             if p.cidrs.is_empty() {
@@ -502,9 +534,6 @@ impl Config {
         }
     }
 
-    /// The BPF expression for live capture. "auto" keeps the SIP ports on UDP and TCP, every IP
-    /// fragment (a non-first fragment has no port to match) and IP-in-IP/GRE tunnels, with and
-    /// without a VLAN tag.
     fn validate_hep(&self, label: &str) -> Result<(), ConfigError> {
         let checks = Checks {
             path: label,
@@ -562,7 +591,12 @@ impl Config {
         Ok(())
     }
 
-    pub fn bpf_filter(&self) -> String {
+    /// The BPF expression for live capture on an interface of `linktype` (libpcap DLT).
+    /// "auto" keeps the SIP ports on UDP and TCP, every IP fragment (a non-first fragment has
+    /// no port to match) and IP-in-IP/GRE tunnels; on Ethernet also behind a VLAN tag. Other
+    /// link types get no `vlan` clause: libpcap rejects it on Linux cooked captures (the
+    /// "any" interface) and raw IP, where the kernel has already removed the tag.
+    pub fn bpf_filter(&self, linktype: i32) -> String {
         let c = &self.capture;
         if c.bpf_filter != "auto" {
             return c.bpf_filter.clone();
@@ -578,7 +612,11 @@ impl Config {
             "{ports} or (ip[6:2] & 0x3fff != 0) or (ip6 and ip6[6] == 44) \
              or ip proto 4 or ip proto 41 or ip proto 47"
         );
-        format!("({base}) or (vlan and ({base}))")
+        if linktype == crate::capture::decode::linktype::ETHERNET {
+            format!("({base}) or (vlan and ({base}))")
+        } else {
+            base
+        }
     }
 }
 
@@ -603,8 +641,29 @@ mod tests {
             !shipped.peers.is_empty(),
             "the shipped file documents [[peers]] with examples"
         );
+        let names: Vec<&str> = shipped.peers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, SHIPPED_EXAMPLE_PEERS);
         shipped.peers.clear();
         assert_eq!(shipped, Config::default());
+    }
+
+    #[test]
+    fn duplicate_of_a_shipped_example_peer_says_what_to_do() {
+        let own = "\n[[peers]]\nname = \"carrier-alpha\"\ncidrs = [\"198.51.100.0/24\"]\n";
+        let text = format!("{SHIPPED}{own}");
+        let msg = Config::from_toml(&text, "/etc/s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.starts_with("/etc/s.toml: key `peers[2].name`"), "{msg}");
+        assert!(
+            msg.contains("also peers[0]") && msg.contains("delete the example"),
+            "{msg}"
+        );
+        let mine = "[[peers]]\nname = \"x\"\ncidrs = [\"10.0.0.0/8\"]\n";
+        let msg = Config::from_toml(&format!("{mine}{mine}"), "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("rename one of them"), "{msg}");
     }
 
     #[test]
@@ -652,9 +711,18 @@ mod tests {
 
     #[test]
     fn auto_filter_keeps_fragments_and_ports() {
-        let f = Config::default().bpf_filter();
-        assert!(f.contains("port 5060") && f.contains("port 5080"));
-        assert!(f.contains("ip[6:2] & 0x3fff != 0"), "{f}");
-        assert!(f.contains("ip6[6] == 44"), "{f}");
+        use crate::capture::decode::linktype;
+        for lt in [
+            linktype::ETHERNET,
+            linktype::LINUX_SLL,
+            linktype::LINUX_SLL2,
+            12,
+        ] {
+            let f = Config::default().bpf_filter(lt);
+            assert!(f.contains("port 5060") && f.contains("port 5080"));
+            assert!(f.contains("ip[6:2] & 0x3fff != 0"), "{f}");
+            assert!(f.contains("ip6[6] == 44"), "{f}");
+            assert_eq!(f.contains("vlan"), lt == linktype::ETHERNET, "{lt}: {f}");
+        }
     }
 }

@@ -139,6 +139,9 @@ pub struct CaptureConfig {
     pub stats_interval_s: u64,
     /// Batches queued per worker before capture drops (live) or waits (replay).
     pub queue_batches: usize,
+    /// Linux cooked captures ("any"): a packet seen again within this many ms is a copy from
+    /// a second interface and is dropped (counted); 0 keeps every copy.
+    pub dedup_window_ms: u64,
     pub defrag: DefragConfig,
     pub tcp: TcpConfig,
     pub hep: HepConfig,
@@ -157,6 +160,7 @@ impl Default for CaptureConfig {
             max_message_bytes: 65535,
             stats_interval_s: 10,
             queue_batches: 128,
+            dedup_window_ms: 10,
             defrag: DefragConfig::default(),
             tcp: TcpConfig::default(),
             hep: HepConfig::default(),

@@ -5,6 +5,7 @@ pub const CAPTURE_BYTES_TOTAL: &str = "shaken_sensor_capture_bytes_total";
 pub const CAPTURE_DROPS_TOTAL: &str = "shaken_sensor_capture_drops_total";
 pub const DECODE_ERRORS_TOTAL: &str = "shaken_sensor_decode_errors_total";
 pub const PACKETS_IGNORED_TOTAL: &str = "shaken_sensor_packets_ignored_total";
+pub const DUPLICATE_PACKETS_TOTAL: &str = "shaken_sensor_duplicate_packets_total";
 pub const REASSEMBLY_EVENTS_TOTAL: &str = "shaken_sensor_reassembly_events_total";
 pub const FRAGMENTS_PENDING: &str = "shaken_sensor_fragments_pending";
 pub const FRAGMENT_BYTES: &str = "shaken_sensor_fragment_bytes";

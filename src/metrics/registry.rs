@@ -12,6 +12,7 @@ pub struct Metrics {
     pub capture_drops: IntCounterVec,
     pub decode_errors: IntCounterVec,
     pub packets_ignored: IntCounter,
+    pub duplicate_packets: IntCounter,
     pub reassembly_events: IntCounterVec,
     pub fragments_pending: IntGaugeVec,
     pub fragment_bytes: IntGaugeVec,
@@ -140,6 +141,11 @@ impl Metrics {
             ),
             decode_errors: counter_vec(&r, DECODE_ERRORS_TOTAL, "Frames that failed to decode, by kind", &["kind"]),
             packets_ignored: counter(&r, PACKETS_IGNORED_TOTAL, "Frames that carry no SIP (other protocols or ports)"),
+            duplicate_packets: counter(
+                &r,
+                DUPLICATE_PACKETS_TOTAL,
+                "Linux cooked (\"any\") copies of a packet already seen on another interface, dropped",
+            ),
             reassembly_events: counter_vec(
                 &r,
                 REASSEMBLY_EVENTS_TOTAL,

@@ -52,6 +52,7 @@ struct Published {
     frames: u64,
     bytes: u64,
     ignored: u64,
+    duplicates: u64,
     errors: BTreeMap<&'static str, u64>,
     reassembly: BTreeMap<(&'static str, &'static str), u64>,
     queue_drops: u64,
@@ -232,6 +233,10 @@ fn publish(m: &Metrics, label: &str, d: &Decoder, disp: &Dispatcher, p: &mut Pub
     p.frames = s.frames;
     p.bytes = s.bytes;
     p.ignored = s.ignored;
+    let copies = d.copies();
+    m.duplicate_packets
+        .inc_by(copies.duplicates.saturating_sub(p.duplicates));
+    p.duplicates = copies.duplicates;
     for (kind, &n) in &s.errors {
         let before = p.errors.entry(kind).or_insert(0);
         if n > *before {
@@ -243,7 +248,7 @@ fn publish(m: &Metrics, label: &str, d: &Decoder, disp: &Dispatcher, p: &mut Pub
     }
     let df = d.defrag().stats();
     let tc = d.tcp().stats();
-    let events: [(&'static str, &'static str, u64); 16] = [
+    let events: [(&'static str, &'static str, u64); 17] = [
         ("defrag", "completed", df.completed),
         ("defrag", "timed_out", df.timed_out),
         ("defrag", "evicted", df.evicted),
@@ -260,6 +265,7 @@ fn publish(m: &Metrics, label: &str, d: &Decoder, disp: &Dispatcher, p: &mut Pub
         ("tcp", "bytes_discarded", tc.bytes_discarded),
         ("tcp", "framing_error", tc.framing_errors),
         ("tcp", "message", tc.messages),
+        ("dedup", "evicted", copies.evicted),
     ];
     for (table, event, n) in events {
         let before = p.reassembly.entry((table, event)).or_insert(0);

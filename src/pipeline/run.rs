@@ -150,7 +150,7 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
             }
         }
         Input::Live => {
-            let filter = cfg.bpf_filter();
+            let filter = |linktype| cfg.bpf_filter(linktype);
             for i in &cfg.capture.interfaces {
                 sources.push(Box::new(PcapSource::open_live(i, &cfg.capture, &filter)?));
             }

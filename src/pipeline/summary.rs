@@ -12,6 +12,8 @@ pub struct Summary {
     pub packets: u64,
     pub bytes: u64,
     pub packets_ignored: u64,
+    /// Copies of a packet a Linux cooked ("any") capture saw on a second interface, dropped.
+    pub duplicate_packets: u64,
     pub sip_messages: u64,
     pub sip_by_kind: BTreeMap<String, u64>,
     pub invites: u64,
@@ -61,6 +63,7 @@ impl Summary {
             packets,
             bytes: Metrics::total(&m.capture_bytes),
             packets_ignored: m.packets_ignored.get(),
+            duplicate_packets: m.duplicate_packets.get(),
             sip_messages,
             sip_by_kind,
             invites,
@@ -104,6 +107,13 @@ impl Summary {
             self.elapsed_s,
             self.packets_per_s
         );
+        if self.duplicate_packets > 0 {
+            let _ = writeln!(
+                s,
+                "copies dropped: {} (the same packet seen on a second interface of \"any\")",
+                self.duplicate_packets
+            );
+        }
         let _ = writeln!(
             s,
             "SIP messages: {} ({})",

@@ -3,6 +3,9 @@
 //! TNAuthList, CRLs, freshness, TN match and the ES256 signature, ending in a verstat and a
 //! precise reason.
 //!
+//! It depends on no capture or dialog code: callers hand it the Identity headers and the
+//! call's numbers (the pipeline's workers, and `cli::verify` for the `verify` command).
+//!
 //! Every input here is hostile: sizes are capped before anything is decoded, every failure is
 //! a typed error with its SIP code, and no network fetch ever blocks a pipeline worker.
 
@@ -12,7 +15,6 @@ pub mod certs;
 pub mod crl;
 pub mod fetch;
 pub mod identity;
-pub mod offline;
 pub mod passport;
 pub mod replay;
 pub mod service;

@@ -1,24 +1,103 @@
 //! `shaken-sensor verify`: verification of single INVITEs for investigations. An input is a
 //! file holding one raw SIP message, `-` for stdin, or a pcap/pcapng capture (every INVITE in
-//! it). One JSON object per INVITE. Unlike the pipeline it may wait for a certificate: it is a
-//! command, not a worker.
+//! it). One JSON object per INVITE, and one per input it could not judge (`skipped` says why),
+//! so no input is silently ignored. Unlike the pipeline it may wait for a certificate: it is a
+//! command, not a worker. It lives here, not in `shaken`, because it reads captures and
+//! builds call numbers: verification itself must not depend on capture or dialog code. It
+//! must never be used by the pipeline (it blocks on certificate fetches).
 
-use super::service::{CertLookup, ShakenService};
-use super::verify::{CallNumbers, HeaderCheck};
+use super::{init_logging, load_config, UsageError};
 use crate::capture::decode::{DecodeSettings, Decoder};
 use crate::capture::source::{Next, PcapSource};
-use crate::clock::Clock;
-use crate::config::Config;
+use crate::clock::{Clock, ManualClock, SystemClock, Timestamp};
+use crate::config::{Config, SeededCert};
 use crate::dialog::call::invite_numbers;
 use crate::record::DivResult;
+use crate::shaken::service::{CertLookup, SetupError, ShakenService};
+use crate::shaken::verify::{CallNumbers, HeaderCheck};
 use crate::sip::message::{Method, StartLine};
 use crate::sip::parse::parse;
+use anyhow::Result;
 use serde::Serialize;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(required = true)]
+    pub inputs: Vec<String>,
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// STI-CA trust anchors: PEM file or directory (repeatable; added to the config's).
+    #[arg(long = "trust-anchors")]
+    pub trust_anchors: Vec<String>,
+    /// Serve an x5u URL from a local PEM file instead of fetching it: URL=FILE (repeatable).
+    #[arg(long = "cert")]
+    pub certs: Vec<String>,
+    /// Allow an x5u host (or host:port) that resolves to a private or loopback address.
+    #[arg(long = "x5u-allow")]
+    pub x5u_allow: Vec<String>,
+    /// Verify as of this time (Unix seconds) instead of now: for old captures and tokens.
+    #[arg(long)]
+    pub now: Option<i64>,
+    /// Largest |now - iat| accepted, seconds (default: the config's, 60).
+    #[arg(long = "max-iat-age")]
+    pub max_iat_age: Option<u64>,
+}
+
+pub fn main(a: Args) -> Result<ExitCode> {
+    let mut cfg = load_config(a.config.as_deref())?;
+    init_logging(&cfg);
+    let sh = &mut cfg.shaken;
+    sh.trust_anchors.extend(a.trust_anchors);
+    for c in a.certs {
+        let (url, file) = c
+            .split_once('=')
+            .ok_or_else(|| UsageError(format!("--cert {c:?}: expected URL=FILE")))?;
+        sh.certs.push(SeededCert {
+            url: url.to_string(),
+            file: file.to_string(),
+        });
+    }
+    sh.x5u.allowed_hosts.extend(a.x5u_allow);
+    if let Some(age) = a.max_iat_age {
+        sh.max_iat_age_s = age;
+    }
+    cfg.validate("command line").map_err(UsageError::from)?;
+    let clock: Arc<dyn Clock> = match a.now {
+        Some(t) => Arc::new(ManualClock::new(Timestamp::from_secs(t))),
+        None => Arc::new(SystemClock),
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let report = verify_inputs(&cfg, &a.inputs, clock, &mut out).map_err(|e| {
+        match e.downcast::<SetupError>() {
+            // Trust anchors or seeded certificates named by the operator that cannot be used.
+            Ok(s) if !matches!(*s, SetupError::Fetcher(_) | SetupError::Runtime(_)) => {
+                anyhow::Error::new(UsageError(format!(
+                    "{s}; check --trust-anchors, --cert and the [shaken] section of the configuration"
+                )))
+            }
+            Ok(s) => anyhow::Error::new(*s).context("verify"),
+            Err(e) => anyhow::anyhow!(e).context("verify"),
+        }
+    })?;
+    if report.unreadable > 0 {
+        // Every input got its line on stdout; the status tells a script that some were not
+        // SIP messages or captures at all.
+        return Err(UsageError(format!(
+            "{} of {} inputs were neither a SIP message nor a pcap/pcapng capture (see their \"skipped\" lines)",
+            report.unreadable,
+            a.inputs.len()
+        ))
+        .into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Largest raw SIP message file accepted.
 const MAX_MESSAGE_FILE: u64 = 1 << 20;
@@ -54,6 +133,41 @@ pub struct VerifyLine {
     pub reason: Option<String>,
     pub replayed: bool,
     pub div: Vec<DivResult>,
+    /// Set on a line for something that was not judged: "unreadable" (not a file we can
+    /// read, or a broken capture), "not_sip", "not_invite", "no_invite" (a capture without
+    /// one); `reason` then says more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<&'static str>,
+}
+
+impl VerifyLine {
+    fn skipped(input: &str, kind: &'static str, reason: String) -> Self {
+        VerifyLine {
+            input: input.to_string(),
+            call_id: String::new(),
+            verstat: None,
+            attest: None,
+            orig: None,
+            dest: None,
+            origid: None,
+            spc: None,
+            x5u: None,
+            code: None,
+            reason: Some(reason),
+            replayed: false,
+            div: Vec::new(),
+            skipped: Some(kind),
+        }
+    }
+}
+
+/// What `verify_inputs` wrote.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// INVITEs judged.
+    pub verified: usize,
+    /// Inputs that were not readable as a SIP message or a capture.
+    pub unreadable: usize,
 }
 
 fn is_capture(head: &[u8]) -> bool {
@@ -69,8 +183,8 @@ fn is_capture(head: &[u8]) -> bool {
     )
 }
 
-/// The SIP messages of one input.
-fn messages(input: &str, cfg: &Config) -> Result<Vec<Vec<u8>>, OfflineError> {
+/// The SIP messages of one input, and whether it was a capture.
+fn messages(input: &str, cfg: &Config) -> Result<(Vec<Vec<u8>>, bool), OfflineError> {
     let read_err = |source| OfflineError::Read {
         input: input.to_string(),
         source,
@@ -85,7 +199,7 @@ fn messages(input: &str, cfg: &Config) -> Result<Vec<Vec<u8>>, OfflineError> {
                 input: input.into(),
             });
         }
-        Ok(vec![buf])
+        Ok((vec![buf], false))
     };
     if input == "-" {
         return whole_message(Vec::new(), &mut std::io::stdin());
@@ -113,7 +227,7 @@ fn messages(input: &str, cfg: &Config) -> Result<Vec<Vec<u8>>, OfflineError> {
             Next::End => break,
         }
     }
-    Ok(out)
+    Ok((out, true))
 }
 
 /// Completes every check waiting for a certificate (and its CRL, when revocation is
@@ -184,25 +298,50 @@ fn complete(svc: &ShakenService, checks: &mut [HeaderCheck], now: i64) {
     }
 }
 
-/// Verifies every INVITE of every input; returns how many were written.
+/// Verifies every INVITE of every input; one line per INVITE and per input or message that
+/// could not be judged.
 pub fn verify_inputs(
     cfg: &Config,
     inputs: &[String],
     clock: Arc<dyn Clock>,
     out: &mut dyn Write,
-) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<VerifyReport, Box<dyn std::error::Error + Send + Sync>> {
     let svc = ShakenService::from_config(&cfg.shaken, clock.clone())?;
     let limits = crate::sip::message::ParseLimits {
         max_headers: cfg.sip.max_headers,
         max_header_line: cfg.sip.max_header_line,
     };
-    let mut written = 0;
+    let mut report = VerifyReport::default();
+    let emit = |line: &VerifyLine, out: &mut dyn Write| -> Result<(), OfflineError> {
+        serde_json::to_writer(&mut *out, line)
+            .map_err(|e| OfflineError::Write(std::io::Error::other(e)))?;
+        out.write_all(b"\n").map_err(OfflineError::Write)
+    };
     for input in inputs {
-        for raw in messages(input, cfg)? {
-            let msg = match parse(&raw, &limits) {
+        let (raws, from_capture) = match messages(input, cfg) {
+            Ok(m) => m,
+            Err(e @ OfflineError::Write(_)) => return Err(e.into()),
+            Err(e) => {
+                report.unreadable += 1;
+                emit(
+                    &VerifyLine::skipped(input, "unreadable", e.to_string()),
+                    out,
+                )?;
+                continue;
+            }
+        };
+        let mut invites = 0;
+        for raw in &raws {
+            let msg = match parse(raw, &limits) {
                 Ok(m) => m,
                 Err(e) => {
-                    tracing::warn!(input = %input, error = %e, "not a SIP message we can read; skipped");
+                    // In a capture, a payload on a SIP port that does not parse is counted by
+                    // the pipeline, not judged; a file given as one message must be SIP.
+                    if !from_capture {
+                        report.unreadable += 1;
+                        let why = format!("not a SIP message: {e}");
+                        emit(&VerifyLine::skipped(input, "not_sip", why), out)?;
+                    }
                     continue;
                 }
             };
@@ -213,8 +352,13 @@ pub fn verify_inputs(
                     ..
                 }
             ) {
+                if !from_capture {
+                    let why = "a SIP message but not an INVITE; only INVITEs carry the Identity that is verified".to_string();
+                    emit(&VerifyLine::skipped(input, "not_invite", why), out)?;
+                }
                 continue;
             }
+            invites += 1;
             let now = clock.now().as_secs();
             let n = invite_numbers(&msg);
             let numbers = CallNumbers {
@@ -242,12 +386,19 @@ pub fn verify_inputs(
                 reason: v.reason,
                 replayed: v.replayed,
                 div: v.div,
+                skipped: None,
             };
-            serde_json::to_writer(&mut *out, &line)?;
-            out.write_all(b"\n").map_err(OfflineError::Write)?;
-            written += 1;
+            emit(&line, out)?;
+            report.verified += 1;
+        }
+        if from_capture && invites == 0 {
+            let why = format!(
+                "a capture with {} SIP messages on the configured ports and no INVITE",
+                raws.len()
+            );
+            emit(&VerifyLine::skipped(input, "no_invite", why), out)?;
         }
     }
     out.flush().map_err(OfflineError::Write)?;
-    Ok(written)
+    Ok(report)
 }
