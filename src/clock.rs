@@ -95,7 +95,16 @@ impl Timestamp {
             return None;
         }
         let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        // Validated, never normalized: 11-31 or 02-30 would otherwise roll into the next month.
+        // A leap second (:60) exists only at the end of a UTC day's last minute.
+        if !(1..=12).contains(&mo)
+            || d < 1
+            || d > days_in_month(y, mo)
+            || h > 23
+            || mi > 59
+            || sec > 60
+            || (sec == 60 && (h, mi) != (23, 59))
+        {
             return None;
         }
         let mut i = 19;
@@ -119,7 +128,11 @@ impl Timestamp {
         let offset = match b.get(i)? {
             b'Z' | b'z' if i + 1 == b.len() => 0,
             sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
-                let off = num(i + 1..i + 3)? * 3600 + num(i + 4..i + 6)? * 60;
+                let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+                if oh > 23 || om > 59 {
+                    return None;
+                }
+                let off = oh * 3600 + om * 60;
                 if *sign == b'+' {
                     off
                 } else {
@@ -131,6 +144,15 @@ impl Timestamp {
         let days = days_from_civil(y, mo, d);
         let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset;
         Some(Timestamp::from_parts(secs, micros))
+    }
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
     }
 }
 
@@ -227,6 +249,31 @@ mod tests {
             "0000-01-01T00:00:00.000000Z"
         );
         assert_eq!(Timestamp(-1).to_rfc3339(), "1969-12-31T23:59:59.999999Z");
+    }
+
+    #[test]
+    fn impossible_dates_and_offsets_are_refused_not_rolled_over() {
+        for bad in [
+            "2026-11-31T00:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "2026-02-30T12:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-11-29T14:03:07+24:00",
+            "2026-11-29T14:03:07-00:60",
+            "2026-11-29T14:03:60Z",
+            "2026-11-29T24:00:00Z",
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
+        }
+        for good in [
+            "2028-02-29T00:00:00Z",
+            "2000-02-29T00:00:00Z",
+            "2026-12-31T23:59:60Z",
+            "2026-11-29T14:03:07+23:59",
+        ] {
+            assert!(Timestamp::parse_rfc3339(good).is_some(), "{good}");
+        }
+        assert_eq!(Timestamp::parse_rfc3339("1900-02-29T00:00:00Z"), None);
     }
 
     #[test]

@@ -1,13 +1,17 @@
-//! The sensor's one HTTP server (axum on its own small tokio runtime): `/metrics` for
-//! Prometheus, `/healthz`, and the traceback API over the local store — `GET /v1/traceback`
-//! for one request, `POST /v1/traceback` for up to 1,000. The API needs the bearer token from
-//! the configuration; bad input gets a 400 with a JSON error naming the parameter. Queries run
-//! on blocking threads and never touch the capture path.
+//! The sensor's one HTTP server (axum over [`crate::httpd`] on its own small tokio runtime):
+//! `/metrics` for Prometheus, `/healthz`, and the traceback API over the local store —
+//! `GET /v1/traceback` for one request, `POST /v1/traceback` for up to 1,000 queries sharing
+//! one budget of `http.traceback_max_calls` calls. The API needs the bearer token from the
+//! configuration (checked before the body is read); bad input gets a 400 with a JSON error
+//! naming the parameter. Body parsing and queries run on blocking threads and never touch the
+//! capture path.
 
+use crate::config::HttpConfig;
+use crate::httpd::{BearerGuard, HttpdMetrics, LimitedBody};
 use crate::metrics::Metrics;
-use crate::traceback::query::{answer, Reader, TracebackQuery, MAX_BATCH};
+use crate::traceback::query::{answer_batch, Reader, TracebackQuery, MAX_BATCH};
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -39,6 +43,8 @@ pub struct HttpState {
     pub store: Option<PathBuf>,
     /// Bearer token for the traceback API; the API refuses every request without one.
     pub token: Option<String>,
+    /// The `[http]` section: limits of the HTTP layer and of traceback answers.
+    pub config: HttpConfig,
 }
 
 /// A running server: its address (port 0 resolved) and its thread.
@@ -65,7 +71,10 @@ pub fn spawn(
     let addr = listener
         .local_addr()
         .map_err(|source| HttpError::Bind { addr: bind, source })?;
-    let app = router(state);
+    let limits = state.config.limits();
+    let httpd_metrics = HttpdMetrics::register(&state.metrics.registry, "shaken_sensor");
+    let app = router(state, httpd_metrics.clone());
+    let drain = limits.drain_timeout;
     let thread = std::thread::Builder::new()
         .name("http".into())
         .spawn(move || {
@@ -75,24 +84,32 @@ pub fn spawn(
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                 };
-                if let Err(e) = axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                {
-                    tracing::error!(error = %e, "http server stopped");
-                }
-            })
+                crate::httpd::serve(listener, app, limits, httpd_metrics, shutdown).await;
+            });
+            // A query still running on a blocking thread must not hold the exit past the drain.
+            runtime.shutdown_timeout(drain);
         })
         .map_err(HttpError::Runtime)?;
     tracing::info!(%addr, "http server listening");
     Ok(HttpServer { addr, thread })
 }
 
-pub fn router(state: HttpState) -> Router {
+pub fn router(state: HttpState, httpd_metrics: HttpdMetrics) -> Router {
+    let guard = Arc::new(BearerGuard::new(
+        state.token.clone(),
+        "http.token",
+        httpd_metrics,
+    ));
+    let api = Router::new()
+        .route("/v1/traceback", get(traceback_get).post(traceback_post))
+        .route_layer(axum::middleware::from_fn_with_state(
+            guard,
+            crate::httpd::auth::require,
+        ));
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
-        .route("/v1/traceback", get(traceback_get).post(traceback_post))
+        .merge(api)
         .with_state(Arc::new(state))
 }
 
@@ -124,36 +141,9 @@ fn error(status: StatusCode, message: impl Into<String>, param: Option<&str>) ->
     (status, Json(body)).into_response()
 }
 
-/// Checks the bearer token and the store; the store directory, or the refusal to send.
-// The refusal is the handler's response itself; boxing it would only add an allocation.
+/// The store directory, or the 503 saying it is disabled (the token was checked before).
 #[allow(clippy::result_large_err)]
-fn authorize(s: &HttpState, headers: &HeaderMap) -> Result<PathBuf, Response> {
-    let Some(token) = s.token.as_deref().filter(|t| !t.is_empty()) else {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            "no API token configured (http.token)",
-            None,
-        ));
-    };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    // Constant-time comparison: the token is a secret.
-    let ok = presented.is_some_and(|p| {
-        p.len() == token.len()
-            && p.bytes()
-                .zip(token.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    });
-    if !ok {
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token",
-            None,
-        ));
-    }
+fn store_dir(s: &HttpState) -> Result<PathBuf, Response> {
     s.store.clone().ok_or_else(|| {
         error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -187,14 +177,16 @@ impl QueryParams {
     }
 }
 
+/// The answers and whether the request's call budget cut any of them.
 #[allow(clippy::result_large_err)]
-async fn run_queries(dir: PathBuf, queries: Vec<TracebackQuery>) -> Result<Vec<Value>, Response> {
+async fn run_queries(
+    dir: PathBuf,
+    queries: Vec<TracebackQuery>,
+    max_calls: usize,
+) -> Result<(Vec<Value>, bool), Response> {
     tokio::task::spawn_blocking(move || {
         let reader = Reader::open(&dir)?;
-        queries
-            .iter()
-            .map(|q| answer(&reader, q))
-            .collect::<Result<Vec<_>, _>>()
+        answer_batch(&reader, &queries, max_calls)
     })
     .await
     .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "query task failed", None))?
@@ -203,10 +195,9 @@ async fn run_queries(dir: PathBuf, queries: Vec<TracebackQuery>) -> Result<Vec<V
 
 async fn traceback_get(
     State(s): State<Arc<HttpState>>,
-    headers: HeaderMap,
     params: Result<Query<QueryParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let dir = match authorize(&s, &headers) {
+    let dir = match store_dir(&s) {
         Ok(d) => d,
         Err(r) => return r,
     };
@@ -221,8 +212,8 @@ async fn traceback_get(
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string(), Some(e.param)),
     };
-    match run_queries(dir, vec![q]).await {
-        Ok(mut answers) => Json(answers.pop().unwrap_or(Value::Null)).into_response(),
+    match run_queries(dir, vec![q], s.config.traceback_max_calls).await {
+        Ok((mut answers, _)) => Json(answers.pop().unwrap_or(Value::Null)).into_response(),
         Err(r) => r,
     }
 }
@@ -233,47 +224,61 @@ struct Batch {
     queries: Vec<QueryParams>,
 }
 
-async fn traceback_post(
-    State(s): State<Arc<HttpState>>,
-    headers: HeaderMap,
-    body: Result<Json<Batch>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let dir = match authorize(&s, &headers) {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
-    let Ok(Json(batch)) = body else {
-        return error(
+/// Parses and checks a batch body: the queries, or the 400 naming what is wrong.
+#[allow(clippy::result_large_err)]
+fn parse_batch(body: &[u8]) -> Result<Vec<TracebackQuery>, Response> {
+    let Ok(batch) = serde_json::from_slice::<Batch>(body) else {
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "body must be {\"queries\": [...]}",
             Some("queries"),
-        );
+        ));
     };
     if batch.queries.len() > MAX_BATCH {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             format!(
                 "{} queries; at most {MAX_BATCH} per request",
                 batch.queries.len()
             ),
             Some("queries"),
-        );
+        ));
     }
-    let mut parsed = Vec::with_capacity(batch.queries.len());
-    for (i, p) in batch.queries.iter().enumerate() {
-        match p.parse() {
-            Ok(q) => parsed.push(q),
-            Err(e) => {
-                return error(
+    batch
+        .queries
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            p.parse().map_err(|e| {
+                error(
                     StatusCode::BAD_REQUEST,
                     format!("queries[{i}]: {e}"),
                     Some(e.param),
                 )
-            }
+            })
+        })
+        .collect()
+}
+
+// The refusal is the handler's response itself; boxing it would only add an allocation.
+#[allow(clippy::result_large_err)]
+async fn traceback_post(
+    State(s): State<Arc<HttpState>>,
+    LimitedBody(body): LimitedBody,
+) -> Response {
+    let dir = match store_dir(&s) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let parsed = match tokio::task::spawn_blocking(move || parse_batch(&body)).await {
+        Ok(Ok(q)) => q,
+        Ok(Err(r)) => return r,
+        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "parse task failed", None),
+    };
+    match run_queries(dir, parsed, s.config.traceback_max_calls).await {
+        Ok((answers, truncated)) => {
+            Json(json!({ "answers": answers, "truncated": truncated })).into_response()
         }
-    }
-    match run_queries(dir, parsed).await {
-        Ok(answers) => Json(json!({ "answers": answers })).into_response(),
         Err(r) => r,
     }
 }

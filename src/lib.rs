@@ -17,6 +17,7 @@ pub mod dialog;
 pub mod export;
 pub mod health;
 pub mod http;
+pub mod httpd;
 pub mod metrics;
 pub mod peers;
 pub mod pipeline;

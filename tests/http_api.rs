@@ -4,6 +4,7 @@
 mod common;
 
 use serde_json::Value;
+use shaken_sensor::config::HttpConfig;
 use shaken_sensor::health::Health;
 use shaken_sensor::http::{spawn, HttpState};
 use shaken_sensor::metrics::Metrics;
@@ -42,12 +43,16 @@ impl Drop for Server {
 }
 
 fn server(token: Option<&str>) -> Server {
+    server_with(token, HttpConfig::default())
+}
+
+fn server_with(token: Option<&str>, config: HttpConfig) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let config = "[sensor]\nworkers = 2\n[[peers]]\nname = \"lab\"\nocn = \"4321\"\ncidrs = [\"127.0.0.0/8\"]\n";
+    let replay_config = "[sensor]\nworkers = 2\n[[peers]]\nname = \"lab\"\nocn = \"4321\"\ncidrs = [\"127.0.0.0/8\"]\n";
     let r = common::replay_with(
         &[&common::pcap("udp-outcomes.pcap")],
-        config,
+        replay_config,
         &["--store", store.to_str().unwrap()],
     );
     let call = r
@@ -64,6 +69,7 @@ fn server(token: Option<&str>) -> Server {
         metrics,
         store: Some(store),
         token: token.map(str::to_string),
+        config,
     };
     let s = spawn("127.0.0.1:0".parse().unwrap(), state, stop.clone()).unwrap();
     Server {
@@ -202,4 +208,70 @@ fn traceback_post_batches_are_capped() {
         Some("not json"),
     );
     assert_eq!(status, 400, "{resp}");
+}
+
+#[test]
+fn one_traceback_post_shares_one_call_budget_across_its_queries() {
+    let s = server_with(
+        Some(TOKEN),
+        HttpConfig {
+            traceback_max_calls: 1,
+            ..HttpConfig::default()
+        },
+    );
+    let at = s.call["observed_at"].as_str().unwrap();
+    let one = format!(r#"{{"dest":"13035550118","at":"{at}","window_s":60}}"#);
+    let body = format!(r#"{{"queries":[{one},{one}]}}"#);
+    let (status, resp) = request(s.addr, "POST", "/v1/traceback", Some(TOKEN), Some(&body));
+    assert_eq!(status, 200, "{resp}");
+    let v = json_body(&resp);
+    assert_eq!(v["answers"][0]["calls"].as_array().unwrap().len(), 1);
+    assert_eq!(v["answers"][0]["truncated"], false);
+    assert_eq!(v["answers"][1]["calls"].as_array().unwrap().len(), 0);
+    assert_eq!(v["answers"][1]["truncated"], true);
+    assert_eq!(v["truncated"], true);
+}
+
+#[test]
+fn impossible_dates_are_refused_naming_at() {
+    let s = server(Some(TOKEN));
+    for at in [
+        "2026-11-31T00:00:00Z",
+        "2026-02-30T00:00:00Z",
+        "2026-11-29T14:03:07%2B24:00",
+    ] {
+        let (status, body) = request(
+            s.addr,
+            "GET",
+            &format!("/v1/traceback?dest=13035550118&at={at}"),
+            Some(TOKEN),
+            None,
+        );
+        assert_eq!(status, 400, "{at}: {body}");
+        assert_eq!(json_body(&body)["param"], "at", "{at}: {body}");
+    }
+    let body = r#"{"queries":[{"dest":"13035550118","at":"2026-11-29T00:00:00Z"},{"dest":"13035550118","at":"2026-11-31T00:00:00Z"}]}"#;
+    let (status, resp) = request(s.addr, "POST", "/v1/traceback", Some(TOKEN), Some(body));
+    assert_eq!(status, 400, "{resp}");
+    assert!(json_body(&resp)["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("queries[1]"));
+}
+
+#[test]
+fn a_traceback_body_over_the_cap_is_refused_before_it_is_read() {
+    let s = server_with(
+        Some(TOKEN),
+        HttpConfig {
+            max_body_kb: 1,
+            ..HttpConfig::default()
+        },
+    );
+    let big = format!(r#"{{"queries":[],"pad":"{}"}}"#, "x".repeat(4096));
+    let (status, _) = request(s.addr, "POST", "/v1/traceback", Some(TOKEN), Some(&big));
+    assert_eq!(status, 413);
+    // Without the token the body is not even considered: 401.
+    let (status, _) = request(s.addr, "POST", "/v1/traceback", None, Some(&big));
+    assert_eq!(status, 401);
 }

@@ -7,7 +7,6 @@ mod common;
 
 use serde_json::Value;
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -37,16 +36,7 @@ fn collector(db: &Path, bind: &str, args: &[&str]) -> Collector {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("collector said {line:?}"))
-        .parse()
-        .unwrap();
+    let addr = common::collector_addr(&mut child);
     Collector {
         child,
         addr,
@@ -554,12 +544,6 @@ fn a_wrong_token_keeps_the_records_until_restarted_with_the_right_one() {
     );
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(data).unwrap();
-    gz.finish().unwrap()
-}
-
 #[test]
 fn collector_ingest_api_auth_encodings_dedup_and_inspection() {
     let dir = tempfile::tempdir().unwrap();
@@ -611,7 +595,7 @@ fn collector_ingest_api_auth_encodings_dedup_and_inspection() {
     );
     // Gzip, one known and one new record, another key.
     let det = "{\"schema\":\"shaken-sensor/detection/v1\",\"detection_id\":\"d1\",\"state\":\"opened\",\"last_seen\":\"t1\"}\n";
-    let gz = gzip(format!("{}{}{det}", line("b"), line("c")).as_bytes());
+    let gz = common::gzip(format!("{}{}{det}", line("b"), line("c")).as_bytes());
     let (s, b) = http_bytes(
         c.addr,
         "POST",

@@ -29,9 +29,14 @@ fn now() -> i64 {
 }
 
 fn sign_with(key_pkcs8: &[u8], x5u: &str, ppt: &str, claims: &str) -> String {
+    let hdr = format!(r#"{{"alg":"ES256","typ":"passport","ppt":"{ppt}","x5u":"{x5u}"}}"#);
+    sign_header(key_pkcs8, &hdr, x5u, ppt, claims)
+}
+
+/// A token with this exact protected header, really signed with ES256.
+fn sign_header(key_pkcs8: &[u8], hdr: &str, x5u: &str, ppt: &str, claims: &str) -> String {
     let rng = SystemRandom::new();
     let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, key_pkcs8, &rng).unwrap();
-    let hdr = format!(r#"{{"alg":"ES256","typ":"passport","ppt":"{ppt}","x5u":"{x5u}"}}"#);
     let input = format!("{}.{}", encode(hdr.as_bytes()), encode(claims.as_bytes()));
     let sig = key.sign(&rng, input.as_bytes()).unwrap();
     format!(
@@ -425,6 +430,53 @@ fn x5u_fetch_failures_give_436() {
         &[invite("private", &[signed(&p.valid, &url, now())])],
     );
     assert_outcome(&out[0], "No-TN-Validation", Some(436), "127.0.0.1");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[test]
+fn crit_alg_and_policy_refusals_are_reported_for_what_they_are() {
+    let Some(p) = pki() else { return };
+    let r = Run::new();
+    let (url, hits) = serve("200 OK", p.valid.bundle_pem.clone());
+    let mut args = http_config(&r, true);
+    args.extend(anchor_args(p));
+    let claims = shaken_claims(now(), "12025550143", "13035550177");
+    // RFC 7515 4.1.11: a crit parameter the verifier does not understand rejects the JWS,
+    // before its x5u is fetched.
+    let crit = sign_header(
+        &p.valid.key_pkcs8_der,
+        &format!(
+            r#"{{"alg":"ES256","typ":"passport","ppt":"shaken","x5u":"{url}","crit":["exp"],"exp":1}}"#
+        ),
+        &url,
+        "shaken",
+        &claims,
+    );
+    let out = r.verify(&args, &[invite("crit", &[crit])]);
+    assert_outcome(&out[0], "TN-Validation-Failed", Some(438), "crit");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // An RS256 token (its signature is 256 bytes) is an unsupported alg, not bad base64url.
+    let hdr = format!(r#"{{"alg":"RS256","typ":"passport","ppt":"shaken","x5u":"{url}"}}"#);
+    let rs = format!(
+        "{}.{}.{};info=<{url}>;ppt=shaken",
+        encode(hdr.as_bytes()),
+        encode(claims.as_bytes()),
+        encode(&[7u8; 256])
+    );
+    let out = r.verify(&args, &[invite("rs256", &[rs])]);
+    assert_outcome(
+        &out[0],
+        "TN-Validation-Failed",
+        Some(438),
+        "unsupported alg",
+    );
+    // A URL the fetch policy refuses says why, not that the certificate was late.
+    let refused = format!("{url}?x=1");
+    let out = r.verify(
+        &args,
+        &[invite("policy", &[signed(&p.valid, &refused, now())])],
+    );
+    assert_outcome(&out[0], "No-TN-Validation", Some(436), "query");
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
 

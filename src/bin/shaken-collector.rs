@@ -6,6 +6,7 @@ use clap::Parser;
 use shaken_sensor::collector::db::Db;
 use shaken_sensor::collector::server::{router, Faults, Settings};
 use shaken_sensor::collector::CollectorError;
+use shaken_sensor::httpd::Limits;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,15 +28,45 @@ struct Cli {
     /// SQLite database file (created when missing).
     #[arg(long)]
     db: PathBuf,
-    /// Bearer token the sensors must present.
-    #[arg(long, conflicts_with = "token_file")]
+    /// Bearer token the sensors must present. Visible in `ps`: prefer --token-file or the
+    /// SHAKEN_COLLECTOR_TOKEN environment variable.
+    #[arg(
+        long,
+        env = "SHAKEN_COLLECTOR_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
     token: Option<String>,
-    /// File holding the bearer token.
+    /// File holding the bearer token (a regular file of at most 4 KiB).
     #[arg(long)]
     token_file: Option<PathBuf>,
     /// Largest request body, compressed or inflated, MiB.
     #[arg(long, default_value_t = 16)]
     max_body_mb: usize,
+    /// Longest NDJSON line of a body, KiB (a longer one gets 413 before it is parsed).
+    #[arg(long, default_value_t = 1024)]
+    max_line_kb: usize,
+    /// Largest GET /v1/records or /v1/detections page, MiB (at least one record is sent).
+    #[arg(long, default_value_t = 8)]
+    max_response_mb: usize,
+    /// Seconds a request header may take to arrive (default: the HTTP layer's, 10).
+    #[arg(long)]
+    header_timeout_s: Option<u64>,
+    /// Seconds a request body may take to arrive (default 30).
+    #[arg(long)]
+    body_timeout_s: Option<u64>,
+    /// Seconds a connection may sit with no request in flight and no byte moving (default 60).
+    #[arg(long)]
+    keepalive_idle_s: Option<u64>,
+    /// Open connections; more are closed at once (default 256; lowered to fit `ulimit -n`).
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Requests handled at once; more get 503 (default 64).
+    #[arg(long)]
+    max_in_flight: Option<usize>,
+    /// Seconds open connections get to finish at SIGTERM before they are cut (default 5).
+    #[arg(long)]
+    drain_timeout_s: Option<u64>,
     /// Tests: answer 500 to the next N ingest requests.
     #[arg(long, default_value_t = 0)]
     fail_next: u64,
@@ -76,22 +107,40 @@ fn main() -> ExitCode {
 fn serve(cli: Cli) -> Result<(), CollectorError> {
     let token = match (&cli.token, &cli.token_file) {
         (Some(t), _) => t.clone(),
-        (None, Some(p)) => std::fs::read_to_string(p)
-            .map_err(|source| CollectorError::TokenFile {
-                path: p.display().to_string(),
-                source,
-            })?
-            .trim()
-            .to_string(),
+        (None, Some(p)) => {
+            let bytes = shaken_sensor::config::read_bounded(p, 4096).map_err(|e| {
+                CollectorError::TokenFile {
+                    path: p.display().to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                }
+            })?;
+            String::from_utf8_lossy(&bytes).trim().to_string()
+        }
         (None, None) => String::new(),
     };
     if token.is_empty() {
         return Err(CollectorError::NoToken);
     }
     let db = Db::open(&cli.db)?;
+    let max_body = cli.max_body_mb.max(1) << 20;
+    let d = Limits::default();
+    let secs =
+        |v: Option<u64>, default: Duration| v.map_or(default, |s| Duration::from_secs(s.max(1)));
+    let limits = Limits {
+        header_timeout: secs(cli.header_timeout_s, d.header_timeout),
+        body_timeout: secs(cli.body_timeout_s, d.body_timeout),
+        idle_timeout: secs(cli.keepalive_idle_s, d.idle_timeout),
+        max_connections: cli.max_connections.unwrap_or(d.max_connections).max(1),
+        max_in_flight: cli.max_in_flight.unwrap_or(d.max_in_flight).max(1),
+        max_body_bytes: max_body,
+        drain_timeout: secs(cli.drain_timeout_s, d.drain_timeout),
+    };
+    let drain = limits.drain_timeout;
     let settings = Settings {
         token,
-        max_body: cli.max_body_mb.max(1) << 20,
+        max_body,
+        max_line: cli.max_line_kb.max(1) << 10,
+        max_response: cli.max_response_mb.max(1) << 20,
         test_faults: cli.test_faults,
         faults: Faults {
             fail_next: cli.fail_next,
@@ -110,7 +159,7 @@ fn serve(cli: Cli) -> Result<(), CollectorError> {
         .enable_all()
         .build()
         .map_err(CollectorError::Runtime)?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(cli.bind)
             .await
             .map_err(|source| CollectorError::Bind {
@@ -132,9 +181,11 @@ fn serve(cli: Cli) -> Result<(), CollectorError> {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         };
-        axum::serve(listener, router(db, settings))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(CollectorError::Runtime)
-    })
+        let (app, httpd_metrics) = router(db, settings);
+        shaken_sensor::httpd::serve(listener, app, limits, httpd_metrics, shutdown).await;
+        Ok(())
+    });
+    // A storage task still running must not hold the exit past the drain deadline.
+    rt.shutdown_timeout(drain);
+    served
 }

@@ -18,7 +18,7 @@ pub struct Args {
 }
 
 pub fn main(args: Args) -> Result<ExitCode> {
-    let cfg = config::load(&args.config).map_err(UsageError::from)?;
+    let cfg = config::load_checked(&args.config).map_err(UsageError::from)?;
     check_filter(&cfg, &args.config)?;
     println!("ok");
     Ok(ExitCode::SUCCESS)

@@ -90,6 +90,7 @@ pub fn http_state(opts: &RunOptions, cfg: &Config) -> crate::http::HttpState {
             .enabled
             .then(|| PathBuf::from(&cfg.traceback.dir)),
         token: Some(cfg.http.token.clone()).filter(|t| !t.is_empty()),
+        config: cfg.http.clone(),
     }
 }
 

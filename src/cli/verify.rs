@@ -251,24 +251,34 @@ fn complete(svc: &ShakenService, checks: &mut [HeaderCheck], now: i64) {
         }
     };
     let (tx, rx) = mpsc::channel::<()>();
-    let mut pending = 0;
-    for url in &urls {
-        let tx = tx.clone();
-        if let CertLookup::Pending = svc.lookup(
-            url,
-            Box::new(move || {
-                let _ = tx.send(());
-            }),
-        ) {
-            pending += 1;
-        }
-    }
+    // A URL the fetch policy refuses fails at once and is not cached: its answer is kept
+    // here, or a later peek would only say it is still missing.
+    let first: Vec<CertLookup> = urls
+        .iter()
+        .map(|url| {
+            let tx = tx.clone();
+            svc.lookup(
+                url,
+                Box::new(move || {
+                    let _ = tx.send(());
+                }),
+            )
+        })
+        .collect();
+    let pending = first
+        .iter()
+        .filter(|l| matches!(l, CertLookup::Pending))
+        .count();
     wait(pending, &rx);
     let lookups: Vec<(String, CertLookup)> = urls
         .into_iter()
-        .map(|u| {
-            let l = svc.peek(&u);
-            (u, l)
+        .zip(first)
+        .map(|(u, l)| match l {
+            CertLookup::Pending => {
+                let l = svc.peek(&u);
+                (u, l)
+            }
+            done => (u, done),
         })
         .collect();
     let mut pending = 0;

@@ -1,31 +1,48 @@
-//! The collector's SQLite store: every record once (`record_id UNIQUE`), every batch once
-//! (`idempotency_key PRIMARY KEY`), inserted in one transaction per batch so a batch is either
-//! wholly in or not at all. WAL mode, so inspection reads never wait for ingest.
+//! The collector's SQLite store: every record once per kind (`UNIQUE (kind, record_id)`: a
+//! detection may carry the id of a call), every batch once (`idempotency_key PRIMARY KEY`,
+//! bound to the SHA-256 of its body), inserted in one transaction per batch so a batch is
+//! either wholly in or not at all. WAL mode, so inspection reads never wait for ingest.
 //!
-//! It must never store a record twice, never half a batch, and never interpret records beyond
-//! their id, kind and sensor (the body is kept verbatim).
+//! It must never store a record twice, never half a batch, never take a known key for a
+//! different body, and never interpret records beyond their id, kind and sensor (the body is
+//! kept and served verbatim).
 
 use super::error::CollectorError;
 use crate::clock::{Clock, SystemClock};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS records (
+/// The records table's columns and constraints (also for the migration below).
+const RECORDS_COLUMNS: &str = "(
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    record_id TEXT NOT NULL UNIQUE,
+    record_id TEXT NOT NULL,
     kind TEXT NOT NULL,
     sensor_id TEXT,
     received_at TEXT NOT NULL,
-    body TEXT NOT NULL
-);
+    body TEXT NOT NULL,
+    UNIQUE (kind, record_id)
+)";
+
+const SCHEMA: &str = "
 CREATE INDEX IF NOT EXISTS records_kind_seq ON records (kind, seq);
 CREATE TABLE IF NOT EXISTS batches (
     idempotency_key TEXT PRIMARY KEY,
     received_at TEXT NOT NULL,
     records INTEGER NOT NULL,
-    inserted INTEGER NOT NULL
+    inserted INTEGER NOT NULL,
+    body_sha256 TEXT
 );
+";
+
+/// Databases made before ids were unique per kind and keys bound to a body: the records table
+/// is rebuilt with the new constraint (same rows, same sequence numbers) and the batches
+/// table gains its digest column (NULL for old keys: they keep their old meaning).
+const MIGRATE_RECORDS: &str = "
+INSERT INTO records_new (seq, record_id, kind, sensor_id, received_at, body)
+    SELECT seq, record_id, kind, sensor_id, received_at, body FROM records;
+DROP TABLE records;
+ALTER TABLE records_new RENAME TO records;
+CREATE INDEX IF NOT EXISTS records_kind_seq ON records (kind, seq);
 ";
 
 /// One parsed line of a batch.
@@ -42,8 +59,10 @@ pub struct Incoming {
 pub enum Stored {
     /// New batch: records inserted and records already present.
     Batch { inserted: u64, duplicates: u64 },
-    /// The Idempotency-Key was seen before: nothing inserted.
+    /// The Idempotency-Key was seen before with this body: nothing inserted.
     SeenKey,
+    /// The Idempotency-Key was seen before with another body: nothing inserted (409).
+    KeyConflict,
 }
 
 pub struct Db {
@@ -61,29 +80,44 @@ impl Db {
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
+        conn.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS records {RECORDS_COLUMNS};{SCHEMA}"
+        ))
+        .map_err(err)?;
+        migrate(&conn).map_err(err)?;
         Ok(Db { conn })
     }
 
+    /// Stores a batch whose inflated body has SHA-256 `digest` (hex). An empty batch stores
+    /// nothing and does not use up its key.
     pub fn store(
         &mut self,
         key: Option<&str>,
+        digest: &str,
         batch: &[Incoming],
     ) -> Result<Stored, CollectorError> {
+        if batch.is_empty() {
+            return Ok(Stored::Batch {
+                inserted: 0,
+                duplicates: 0,
+            });
+        }
         let now = SystemClock.now().to_rfc3339();
         let tx = self.conn.transaction()?;
         if let Some(k) = key {
-            let seen: Option<i64> = tx
+            let seen: Option<Option<String>> = tx
                 .query_row(
-                    "SELECT 1 FROM batches WHERE idempotency_key = ?1",
+                    "SELECT body_sha256 FROM batches WHERE idempotency_key = ?1",
                     [k],
                     |r| r.get(0),
                 )
                 .optional()?;
-            if seen.is_some() {
-                return Ok(Stored::SeenKey);
+            match seen {
+                Some(Some(d)) if d != digest => return Ok(Stored::KeyConflict),
+                Some(_) => return Ok(Stored::SeenKey),
+                None => {}
             }
         }
         let mut inserted = 0u64;
@@ -99,8 +133,8 @@ impl Db {
         }
         if let Some(k) = key {
             tx.execute(
-                "INSERT OR IGNORE INTO batches (idempotency_key, received_at, records, inserted) VALUES (?1, ?2, ?3, ?4)",
-                params![k, now, batch.len() as i64, inserted as i64],
+                "INSERT OR IGNORE INTO batches (idempotency_key, received_at, records, inserted, body_sha256) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![k, now, batch.len() as i64, inserted as i64, digest],
             )?;
         }
         tx.commit()?;
@@ -110,17 +144,128 @@ impl Db {
         })
     }
 
-    /// Records of `kind` after sequence number `after`, oldest first: (seq, body).
-    pub fn list(
+    /// One page of `kind` after sequence number `after`, oldest first: at most `limit` bodies
+    /// and, past the first, no more than `max_bytes` in total; and the last sequence number
+    /// in the page.
+    pub fn page(
         &self,
         kind: &str,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<(i64, String)>, CollectorError> {
+        max_bytes: usize,
+    ) -> Result<(Vec<String>, Option<i64>), CollectorError> {
         let mut q = self.conn.prepare_cached(
             "SELECT seq, body FROM records WHERE kind = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
         )?;
-        let rows = q.query_map(params![kind, after, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut rows = q.query(params![kind, after, limit])?;
+        let (mut out, mut total, mut last) = (Vec::new(), 0usize, None);
+        while let Some(row) = rows.next()? {
+            let body: String = row.get(1)?;
+            if !out.is_empty() && total + body.len() > max_bytes {
+                break;
+            }
+            total += body.len();
+            last = Some(row.get(0)?);
+            out.push(body);
+        }
+        Ok((out, last))
+    }
+}
+
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let records_sql: String = conn.query_row(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'records'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !records_sql.contains("UNIQUE (kind, record_id)") {
+        tracing::info!("collector database: making record ids unique per kind");
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE;CREATE TABLE records_new {RECORDS_COLUMNS};{MIGRATE_RECORDS}COMMIT;"
+        ))?;
+    }
+    let has_digest = conn
+        .prepare("SELECT body_sha256 FROM batches LIMIT 0")
+        .is_ok();
+    if !has_digest {
+        conn.execute_batch("ALTER TABLE batches ADD COLUMN body_sha256 TEXT")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str, kind: &'static str) -> Incoming {
+        Incoming {
+            record_id: id.into(),
+            kind,
+            sensor_id: None,
+            body: format!("{{\"record_id\":\"{id}\"}}"),
+        }
+    }
+
+    #[test]
+    fn an_old_database_is_migrated_to_ids_unique_per_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE records (seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                record_id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, sensor_id TEXT,
+                received_at TEXT NOT NULL, body TEXT NOT NULL);
+             CREATE TABLE batches (idempotency_key TEXT PRIMARY KEY, received_at TEXT NOT NULL,
+                records INTEGER NOT NULL, inserted INTEGER NOT NULL);
+             INSERT INTO records (record_id, kind, received_at, body) VALUES ('x', 'call', 't', '{}');
+             INSERT INTO batches VALUES ('old-key', 't', 1, 1);",
+        )
+        .unwrap();
+        drop(old);
+        let mut db = Db::open(&path).unwrap();
+        assert_eq!(
+            db.store(Some("k"), "d1", &[rec("x", "detection")]).unwrap(),
+            Stored::Batch {
+                inserted: 1,
+                duplicates: 0
+            }
+        );
+        // A key from before digests keeps meaning "seen".
+        assert_eq!(
+            db.store(Some("old-key"), "d2", &[rec("y", "call")])
+                .unwrap(),
+            Stored::SeenKey
+        );
+        assert_eq!(db.page("call", 0, 10, 1 << 20).unwrap().0, ["{}"]);
+        drop(db);
+        // Opening again does not migrate again.
+        Db::open(&path).unwrap();
+    }
+
+    #[test]
+    fn keys_are_bound_to_their_body_and_empty_batches_use_none() {
+        let mut db = Db::open(Path::new(":memory:")).unwrap();
+        assert_eq!(
+            db.store(Some("k"), "d0", &[]).unwrap(),
+            Stored::Batch {
+                inserted: 0,
+                duplicates: 0
+            }
+        );
+        assert_eq!(
+            db.store(Some("k"), "d1", &[rec("a", "call")]).unwrap(),
+            Stored::Batch {
+                inserted: 1,
+                duplicates: 0
+            }
+        );
+        assert_eq!(
+            db.store(Some("k"), "d1", &[rec("a", "call")]).unwrap(),
+            Stored::SeenKey
+        );
+        assert_eq!(
+            db.store(Some("k"), "d2", &[rec("b", "call")]).unwrap(),
+            Stored::KeyConflict
+        );
     }
 }

@@ -27,6 +27,9 @@ pub enum CollectorError {
     /// A body line that is not a JSON object with a record id: 400 naming the line.
     #[error("line {line}: {problem}")]
     BadLine { line: usize, problem: String },
+    /// A body line longer than the line cap: 413 naming the line, never parsed.
+    #[error("line {line} longer than {max} bytes")]
+    LineTooLong { line: usize, max: usize },
     #[error("body larger than {0} bytes")]
     TooLarge(usize),
     #[error("body is not valid gzip: {0}")]

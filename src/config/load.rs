@@ -11,6 +11,8 @@ pub enum ConfigError {
         path: String,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    File(#[from] super::files::FileError),
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
     #[error("{path}: key `{key}`: {problem}")]
@@ -41,9 +43,15 @@ fn read_hint(e: &std::io::Error) -> &'static str {
 /// Reads, parses and validates a configuration file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let label = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let bytes =
+        super::files::read_bounded(path, super::files::MAX_CONFIG_BYTES).map_err(|e| match e {
+            // The first error a newcomer meets: keep the hint that says what to do.
+            super::files::FileError::Io { path, source } => ConfigError::Read { path, source },
+            other => ConfigError::File(other),
+        })?;
+    let text = String::from_utf8(bytes).map_err(|_| ConfigError::Parse {
         path: label.clone(),
-        source,
+        message: "not UTF-8".into(),
     })?;
     Config::from_toml(&text, &label)
 }
@@ -295,6 +303,20 @@ impl Config {
                 format!("not an address:port: {:?}", self.http.bind),
             ));
         }
+        let h = &self.http;
+        range("http.header_timeout_s", h.header_timeout_s, 1, 3600)?;
+        range("http.body_timeout_s", h.body_timeout_s, 1, 3600)?;
+        range("http.keepalive_idle_s", h.keepalive_idle_s, 1, 3600)?;
+        range("http.max_connections", h.max_connections as u64, 1, 1 << 20)?;
+        range("http.max_in_flight", h.max_in_flight as u64, 1, 1 << 16)?;
+        range("http.max_body_kb", h.max_body_kb as u64, 1, 1 << 20)?;
+        range("http.drain_timeout_s", h.drain_timeout_s, 1, 3600)?;
+        range(
+            "http.traceback_max_calls",
+            h.traceback_max_calls as u64,
+            1,
+            1_000_000,
+        )?;
         self.validate_push(label)?;
         self.validate_detect(label)?;
         let mut names = std::collections::HashMap::new();

@@ -4,8 +4,10 @@
 //! Unknown keys are errors. Every error names the file and the key. Nothing outside this module
 //! reads the file or invents defaults of its own.
 
+pub mod files;
 pub mod load;
 pub mod model;
 
+pub use files::{check_files, load_checked, read_bounded};
 pub use load::{load, ConfigError};
 pub use model::*;

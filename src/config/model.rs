@@ -446,13 +446,55 @@ pub struct HttpConfig {
     pub bind: String,
     /// Bearer token the traceback API requires; empty means the API refuses every request.
     pub token: String,
+    /// Seconds a request header may take to arrive (slowloris guard; docs/http-limits.md).
+    pub header_timeout_s: u64,
+    /// Seconds a request body may take to arrive once its handler reads it.
+    pub body_timeout_s: u64,
+    /// Seconds a connection may sit with no request in flight and no byte moving.
+    pub keepalive_idle_s: u64,
+    /// Open connections; more are closed at accept and counted.
+    pub max_connections: usize,
+    /// Requests handled at once; more get 503.
+    pub max_in_flight: usize,
+    /// Largest request body, KiB.
+    pub max_body_kb: usize,
+    /// Seconds open connections get to finish at shutdown before they are cut.
+    pub drain_timeout_s: u64,
+    /// Calls returned in total by one traceback request (all its queries together); past it
+    /// the answer says `"truncated": true`.
+    pub traceback_max_calls: usize,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
+        let l = crate::httpd::Limits::default();
         HttpConfig {
             bind: "127.0.0.1:9464".into(),
             token: String::new(),
+            header_timeout_s: l.header_timeout.as_secs(),
+            body_timeout_s: l.body_timeout.as_secs(),
+            keepalive_idle_s: l.idle_timeout.as_secs(),
+            max_connections: l.max_connections,
+            max_in_flight: l.max_in_flight,
+            max_body_kb: l.max_body_bytes >> 10,
+            drain_timeout_s: l.drain_timeout.as_secs(),
+            traceback_max_calls: crate::traceback::query::MAX_REQUEST_CALLS,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The HTTP layer's limits this section sets.
+    pub fn limits(&self) -> crate::httpd::Limits {
+        use std::time::Duration;
+        crate::httpd::Limits {
+            header_timeout: Duration::from_secs(self.header_timeout_s),
+            body_timeout: Duration::from_secs(self.body_timeout_s),
+            idle_timeout: Duration::from_secs(self.keepalive_idle_s),
+            max_connections: self.max_connections,
+            max_in_flight: self.max_in_flight,
+            max_body_bytes: self.max_body_kb << 10,
+            drain_timeout: Duration::from_secs(self.drain_timeout_s),
         }
     }
 }

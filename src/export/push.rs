@@ -57,11 +57,21 @@ pub enum PushError {
     Spawn(std::io::Error),
 }
 
+/// Largest CA bundle, certificate or key file.
+const MAX_PEM_FILE: u64 = 1 << 20;
+
 fn read(key: &'static str, path: &str) -> Result<Vec<u8>, PushError> {
-    std::fs::read(path).map_err(|source| PushError::ReadFile {
-        key,
-        path: path.to_string(),
-        source,
+    use crate::config::files::FileError;
+    crate::config::read_bounded(std::path::Path::new(path), MAX_PEM_FILE).map_err(|e| {
+        let source = match e {
+            FileError::Io { source, .. } => source,
+            other => std::io::Error::other(other.problem()),
+        };
+        PushError::ReadFile {
+            key,
+            path: path.to_string(),
+            source,
+        }
     })
 }
 
@@ -103,6 +113,13 @@ pub fn build_client(cfg: &PushConfig) -> Result<reqwest::Client, PushError> {
         b = b.identity(id);
     }
     b.build().map_err(PushError::Client)
+}
+
+/// `check-config`: the CA bundle, client certificate and token file read and parsed as the
+/// pusher would at start-up.
+pub fn check_files(cfg: &PushConfig) -> Result<(), PushError> {
+    build_client(cfg)?;
+    bearer(cfg).map(|_| ())
 }
 
 fn bearer(cfg: &PushConfig) -> Result<HeaderValue, PushError> {

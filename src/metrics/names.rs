@@ -78,3 +78,15 @@ pub const HEP_CONNECTIONS_ACTIVE: &str = "shaken_sensor_hep_connections_active";
 /// SIP messages exported over HEP (`[export.hep]`), by outcome: sent, dropped (queue full or
 /// send failed), too_large, evicted (buffered messages pushed out by the byte cap).
 pub const HEP_EXPORT_MESSAGES_TOTAL: &str = "shaken_sensor_hep_export_messages_total";
+
+// HTTP layer (src/httpd, issue #18). The collector exposes the same series with the prefix
+// `shaken_collector_` instead of `shaken_sensor_`.
+/// Connections open now.
+pub const HTTP_CONNECTIONS_ACTIVE: &str = "shaken_sensor_http_connections_active";
+/// Connections closed at accept: `cap` (max_connections reached), `accept_error` (e.g. EMFILE).
+pub const HTTP_CONNECTIONS_REFUSED_TOTAL: &str = "shaken_sensor_http_connections_refused_total";
+/// Requests refused before their handler finished: `overloaded` (max_in_flight), `unauthorized`,
+/// `no_token`, `body_too_large`, `body_timeout`, `body_error`.
+pub const HTTP_REQUESTS_REJECTED_TOTAL: &str = "shaken_sensor_http_requests_rejected_total";
+/// Connections cut by a timeout: `header`, `body`, `idle`, `drain`.
+pub const HTTP_TIMEOUTS_TOTAL: &str = "shaken_sensor_http_timeouts_total";

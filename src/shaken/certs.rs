@@ -282,17 +282,9 @@ impl TrustAnchors {
     }
 
     fn add_file(&mut self, f: &Path) -> Result<(), CertError> {
-        let len = std::fs::metadata(f)
-            .map_err(|e| CertError::Anchors(format!("{}: {e}", f.display())))?
-            .len();
-        if len > MAX_ANCHOR_FILE_BYTES as u64 {
-            return Err(CertError::Anchors(format!(
-                "{}: larger than {MAX_ANCHOR_FILE_BYTES} bytes",
-                f.display()
-            )));
-        }
-        let bytes =
-            std::fs::read(f).map_err(|e| CertError::Anchors(format!("{}: {e}", f.display())))?;
+        // Bounded whatever the file claims: a device or pipe reports size 0 and never ends.
+        let bytes = crate::config::read_bounded(f, MAX_ANCHOR_FILE_BYTES as u64)
+            .map_err(|e| CertError::Anchors(e.to_string()))?;
         self.add_bytes(&bytes, &f.display().to_string())
     }
 

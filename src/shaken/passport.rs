@@ -122,22 +122,46 @@ fn tn_claim(claims: &serde_json::Map<String, Value>, key: &str) -> Result<Value,
     }
 }
 
+/// RFC 7515 §4.1.11: `crit` lists header parameters the recipient must understand, or reject
+/// the JWS. SHAKEN, div and RFC 8225 define none, so any listed name is one this verifier does
+/// not understand; an empty or malformed list is invalid. Checked before any x5u is fetched.
+fn check_crit(header: &serde_json::Map<String, Value>) -> Result<(), PassportError> {
+    let h = |m: String| Err(PassportError::Header(m));
+    match header.get("crit") {
+        None => Ok(()),
+        Some(Value::Array(names)) if names.is_empty() => h("crit is an empty list".into()),
+        Some(Value::Array(names)) => match names.iter().find(|n| !n.is_string()) {
+            Some(n) => h(format!("crit holds a non-string {n}")),
+            None => h(format!(
+                "crit names header parameters this verifier does not understand: {}",
+                Value::Array(names.clone())
+            )),
+        },
+        Some(other) => h(format!("crit is {other}, not a list")),
+    }
+}
+
 /// Decodes and checks a PASSporT against the Identity header that carried it.
 pub fn decode(jws: &Jws<'_>, identity: &IdentityHeader<'_>) -> Result<Passport, PassportError> {
     let header = json_object(jws.header, "header")?;
     let claims = json_object(jws.payload, "payload")?;
-    let sig = b64::decode(jws.signature, 256).map_err(|_| PassportError::Base64("signature"))?;
+    let h = |m: String| PassportError::Header(m);
+    // The algorithm first: an RS256 signature is longer than ES256's, and its failure must
+    // say "unsupported alg", not a decoding problem of the signature.
+    match string_field(&header, "alg") {
+        Some("ES256") => {}
+        Some(other) => return Err(h(format!("unsupported alg {other:?} (only ES256)"))),
+        None => return Err(h("alg is missing".into())),
+    }
+    check_crit(&header)?;
+    // Room for any algorithm's signature (RSA-4096 is 512 bytes), so a length problem is
+    // reported as one.
+    let sig = b64::decode(jws.signature, 1024).map_err(|_| PassportError::Base64("signature"))?;
     let signature: [u8; 64] = sig
         .as_slice()
         .try_into()
         .map_err(|_| PassportError::SignatureLength(sig.len()))?;
 
-    let h = |m: String| PassportError::Header(m);
-    match string_field(&header, "alg") {
-        Some("ES256") => {}
-        Some(other) => return Err(h(format!("alg is {other:?}, not ES256"))),
-        None => return Err(h("alg is missing".into())),
-    }
     if let Some(alg) = identity.alg {
         if alg != b"ES256" {
             return Err(h(format!(
@@ -289,7 +313,22 @@ mod tests {
             (
                 HDR.replace("ES256", "RS256"),
                 CLAIMS.into(),
-                "alg is \"RS256\"",
+                "unsupported alg \"RS256\"",
+            ),
+            (
+                HDR.replace("\"typ\"", "\"crit\":[\"exp\"],\"exp\":1,\"typ\""),
+                CLAIMS.into(),
+                "crit names header parameters this verifier does not understand: [\"exp\"]",
+            ),
+            (
+                HDR.replace("\"typ\"", "\"crit\":[],\"typ\""),
+                CLAIMS.into(),
+                "crit is an empty list",
+            ),
+            (
+                HDR.replace("\"typ\"", "\"crit\":\"x5u\",\"typ\""),
+                CLAIMS.into(),
+                "crit is \"x5u\", not a list",
             ),
             (
                 HDR.replace("passport", "JWT"),

@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::config::{CrlMode, ShakenConfig};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -124,7 +124,11 @@ impl ShakenService {
         };
         let mut seeds = HashMap::new();
         for c in &cfg.certs {
-            let body = std::fs::read(&c.file).map_err(|e| SetupError::Seed {
+            let body = crate::config::read_bounded(
+                Path::new(&c.file),
+                super::certs::MAX_ANCHOR_FILE_BYTES as u64,
+            )
+            .map_err(|e| SetupError::Seed {
                 url: c.url.clone(),
                 file: c.file.clone(),
                 reason: e.to_string(),
@@ -138,6 +142,12 @@ impl ShakenService {
             seeds.insert(c.url.clone(), Arc::new(entry));
         }
         Ok((anchors, seeds))
+    }
+
+    /// Reads and parses the trust anchors and seeded certificates of `cfg` as start-up would
+    /// (for `check-config`), without starting anything.
+    pub fn check_credentials(cfg: &ShakenConfig) -> Result<(), SetupError> {
+        Self::credentials(cfg).map(|_| ())
     }
 
     /// SIGHUP: new trust anchors and seeded certificates, without stopping anything. On error

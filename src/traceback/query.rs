@@ -21,6 +21,9 @@ pub const MAX_WINDOW_S: u32 = 86_400;
 pub const MAX_BATCH: usize = 1000;
 /// Most calls in one answer; an answer that had more says `"truncated": true`.
 pub const MAX_RESULTS: usize = 1000;
+/// Default for the calls one request may return across all its queries (`http.traceback_max_calls`):
+/// about 40 MB of answer at the size of today's records.
+pub const MAX_REQUEST_CALLS: usize = 2000;
 /// Window when none is given.
 pub const DEFAULT_WINDOW_S: u32 = 300;
 
@@ -87,7 +90,10 @@ impl TracebackQuery {
         let orig = present(orig).map(|o| number("orig", o)).transpose()?;
         let at = present(at).ok_or_else(|| QueryError::new("at", "is required"))?;
         let at = Timestamp::parse_rfc3339(at).ok_or_else(|| {
-            QueryError::new("at", "not an RFC 3339 time (e.g. 2026-11-29T14:03:07Z)")
+            QueryError::new(
+                "at",
+                "not a valid RFC 3339 time: a real calendar date and time, offset at most ±23:59 (e.g. 2026-11-29T14:03:07Z)",
+            )
         })?;
         let window_s = match present(window_s) {
             None => DEFAULT_WINDOW_S,
@@ -217,10 +223,41 @@ impl Reader {
 
 /// The traceback answer: `{"query": {orig, dest, at, window_s}, "calls": [...], "truncated"}`.
 pub fn answer(reader: &Reader, q: &TracebackQuery) -> Result<Value, StoreError> {
-    let mut calls = reader.query_limited(q, MAX_RESULTS + 1)?;
-    let truncated = calls.len() > MAX_RESULTS;
-    calls.truncate(MAX_RESULTS);
-    Ok(json!({
+    answer_within(reader, q, MAX_RESULTS).map(|(v, _)| v)
+}
+
+/// The answers to a batch of queries, sharing one budget of `max_calls` calls in total: once
+/// it is spent, the later answers are empty and say `"truncated": true`. The second value says
+/// whether any answer was cut.
+pub fn answer_batch(
+    reader: &Reader,
+    queries: &[TracebackQuery],
+    max_calls: usize,
+) -> Result<(Vec<Value>, bool), StoreError> {
+    let mut left = max_calls;
+    let mut any_truncated = false;
+    let mut out = Vec::with_capacity(queries.len());
+    for q in queries {
+        let (v, n) = answer_within(reader, q, left)?;
+        left -= n;
+        any_truncated |= v["truncated"] == Value::Bool(true);
+        out.push(v);
+    }
+    Ok((out, any_truncated))
+}
+
+/// One answer with at most `budget` calls (never more than [`MAX_RESULTS`]), and how many it has.
+fn answer_within(
+    reader: &Reader,
+    q: &TracebackQuery,
+    budget: usize,
+) -> Result<(Value, usize), StoreError> {
+    let limit = budget.min(MAX_RESULTS);
+    let mut calls = reader.query_limited(q, limit + 1)?;
+    let truncated = calls.len() > limit;
+    calls.truncate(limit);
+    let n = calls.len();
+    let v = json!({
         "query": {
             "orig": q.orig,
             "dest": q.dest,
@@ -229,5 +266,6 @@ pub fn answer(reader: &Reader, q: &TracebackQuery) -> Result<Value, StoreError> 
         },
         "calls": calls,
         "truncated": truncated,
-    }))
+    });
+    Ok((v, n))
 }
