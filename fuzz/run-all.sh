@@ -9,7 +9,7 @@ set -eu
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-"decode defrag tcp sip identity certs"}
+targets=${*:-"decode defrag tcp sip identity certs hep"}
 logdir=fuzz/logs
 mkdir -p "$logdir"
 cargo +nightly fuzz build -O

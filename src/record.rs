@@ -49,6 +49,10 @@ pub struct CallRecord {
     pub dialog: DialogOutcome,
     pub sdp: Option<SdpTraits>,
     pub fingerprint: Option<String>,
+    /// The HEP capture agent id (chunk 0x000c) of the INVITE, when the call came over HEP;
+    /// absent from the JSON otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture_agent: Option<u32>,
     /// Arrival (at its capture thread) of the sampled message that ended this call, for the
     /// `sink` stage latency; never serialized, None for unsampled calls.
     #[serde(skip)]

@@ -36,3 +36,16 @@ fn sip_crash_short_e164_tn_not_a_fixed_point() {
     assert_eq!(canonicalize(b"+7035550177"), Some(tn));
     assert_eq!(canonicalize(b"7035550177").unwrap().as_str(), "17035550177");
 }
+
+/// The HEP harness on its committed seeds (fuzz/corpus/hep): each yields SIP or a counted error
+/// without tripping the harness's invariants.
+#[test]
+fn hep_harness_runs_its_seed_corpus() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/hep");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        harness::hep(&std::fs::read(entry.unwrap().path()).unwrap());
+        n += 1;
+    }
+    assert!(n >= 4);
+}

@@ -73,6 +73,7 @@ fn record(id: &str, at: Timestamp, orig: &str, dest: &str, peer: &str) -> CallRe
         },
         sdp: None,
         fingerprint: None,
+        capture_agent: None,
         trace: None,
     }
 }

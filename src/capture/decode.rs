@@ -8,6 +8,8 @@
 
 use super::dedup::{CopyFilter, CopyStats};
 use super::defrag::{DefragLimits, Defragmenter, Fragment, FragmentKey, Pushed};
+use super::hep::{self, HepError};
+use super::hep_reorder::Reorder;
 use super::packet::{SipPayload, Transport};
 use super::tcp::{TcpFlags, TcpLimits, TcpReassembler, TcpSegment};
 use crate::clock::Timestamp;
@@ -50,6 +52,8 @@ pub enum DecodeError {
     Framing(#[from] framing::FramingError),
     #[error("IP fragment dropped: {0}")]
     Fragment(super::defrag::DefragError),
+    #[error(transparent)]
+    Hep(#[from] HepError),
 }
 
 impl DecodeError {
@@ -68,6 +72,7 @@ impl DecodeError {
             DecodeError::SipTooLarge => "sip_too_large",
             DecodeError::Framing(e) => e.kind(),
             DecodeError::Fragment(e) => e.kind(),
+            DecodeError::Hep(e) => e.kind(),
         }
     }
 }
@@ -107,6 +112,34 @@ pub struct DecodeSettings {
     /// Linux cooked captures: drop a packet seen again within this many µs (a copy from a
     /// second interface of "any"); 0 keeps every copy.
     pub dedup_window_us: i64,
+    pub hep: HepSettings,
+}
+
+/// How HEP packets are decoded, from the listener or found inside a capture.
+#[derive(Clone, Debug, Default)]
+pub struct HepSettings {
+    /// UDP destination ports whose payload is HEP when read from libpcap (replay of a HEP feed).
+    pub pcap_ports: Vec<u16>,
+    /// When set, a packet without this exact auth key chunk is refused.
+    pub auth_key: Option<Vec<u8>>,
+    /// When not empty, only messages to or from one of these ports enter the pipeline (a proxy
+    /// that keeps the Call-ID mirrors both legs of a call; the sensor follows one).
+    pub leg_ports: Vec<u16>,
+    /// Hold of HEP-delivered SIP (see `hep_reorder`), µs of arrival time, and its bound.
+    pub reorder_us: i64,
+    pub reorder_max: usize,
+}
+
+impl HepSettings {
+    pub fn from_config(c: &crate::config::HepConfig) -> Self {
+        HepSettings {
+            pcap_ports: c.pcap_ports.clone(),
+            auth_key: (!c.auth_key.is_empty()).then(|| c.auth_key.as_bytes().to_vec()),
+            leg_ports: c.leg_ports.clone(),
+            reorder_us: (c.reorder_ms as i64) * 1000,
+            reorder_max: c.queue_frames,
+        }
+    }
 }
 
 impl DecodeSettings {
@@ -124,6 +157,7 @@ impl DecodeSettings {
                 max_message,
                 ..TcpLimits::default()
             },
+            hep: HepSettings::default(),
             dedup_window_us: 0,
         }
     }
@@ -142,6 +176,7 @@ impl DecodeSettings {
             idle_timeout_us: (c.tcp.idle_timeout_s as i64) * 1_000_000,
             max_message: c.max_message_bytes,
         };
+        s.hep = HepSettings::from_config(&c.hep);
         s.dedup_window_us = (c.dedup_window_ms as i64) * 1_000;
         s
     }
@@ -173,6 +208,10 @@ pub struct Decoder {
     /// Only for Linux cooked frames, and only when `dedup_window_us` > 0.
     copies: Option<CopyFilter>,
     pub stats: DecodeStats,
+    /// Inflated HEP payloads (chunk 0x0010), reused; at most `max_message` bytes.
+    inflated: Vec<u8>,
+    /// SIP from HEP held for reordering; None when the hold is off.
+    reorder: Option<Reorder>,
 }
 
 type Out<'o> = dyn FnMut(SipPayload<'_>) + 'o;
@@ -190,16 +229,107 @@ impl Decoder {
         Decoder {
             defrag: Defragmenter::new(settings.defrag),
             tcp: TcpReassembler::new(settings.tcp),
+            reorder: (settings.hep.reorder_us > 0)
+                .then(|| Reorder::new(settings.hep.reorder_us, settings.hep.reorder_max)),
             copies: (settings.dedup_window_us > 0)
                 .then(|| CopyFilter::new(settings.dedup_window_us)),
             settings,
             stats: DecodeStats::default(),
+            inflated: Vec::new(),
+        }
+    }
+
+    /// Releases the HEP messages held long enough at `now` (arrival time).
+    pub fn release_held(&mut self, now: Timestamp, out: &mut Out<'_>) {
+        if let Some(r) = self.reorder.as_mut() {
+            r.release(now, out);
+        }
+    }
+
+    /// Releases every held HEP message (end of input).
+    pub fn flush_held(&mut self, out: &mut Out<'_>) {
+        if let Some(r) = self.reorder.as_mut() {
+            r.flush(out);
+        }
+    }
+
+    /// Delivers what one HEP packet carried: through the hold when it is on.
+    #[allow(clippy::too_many_arguments)]
+    fn hep_datagram(
+        &mut self,
+        arrival: Timestamp,
+        p: &hep::HepPacket<'_>,
+        transport: Transport,
+        body: &[u8],
+        out: &mut Out<'_>,
+    ) -> Result<(), DecodeError> {
+        let ts = p.ts.unwrap_or(arrival);
+        let Some(mut r) = self.reorder.take() else {
+            return self.datagram(ts, p.src, p.dst, transport, p.capture_id, body, out);
+        };
+        let res = self.datagram(ts, p.src, p.dst, transport, p.capture_id, body, &mut |m| {
+            r.push(arrival, &m, out)
+        });
+        if r.overflowed > 0 {
+            self.stats.errors.insert("hep_reorder_full", r.overflowed);
+        }
+        self.reorder = Some(r);
+        res
+    }
+
+    /// Decodes one HEP packet received by the HEP listener at `arrival` (the time used when the
+    /// packet carries none).
+    pub fn decode_hep(&mut self, arrival: Timestamp, packet: &[u8], out: &mut Out<'_>) {
+        self.release_held(arrival, out);
+        self.stats.frames += 1;
+        self.stats.bytes += packet.len() as u64;
+        if let Err(e) = self.hep(arrival, packet, out) {
+            self.stats.error(e);
+        }
+    }
+
+    fn hep(
+        &mut self,
+        arrival: Timestamp,
+        packet: &[u8],
+        out: &mut Out<'_>,
+    ) -> Result<(), DecodeError> {
+        let p = hep::parse(packet)?;
+        if let Some(key) = &self.settings.hep.auth_key {
+            if p.auth_key != Some(key.as_slice()) {
+                return Err(HepError::AuthFailed.into());
+            }
+        }
+        let legs = &self.settings.hep.leg_ports;
+        let on_leg =
+            legs.is_empty() || legs.contains(&p.src.port()) || legs.contains(&p.dst.port());
+        // RTCP, logs and QoS reports share HEP feeds with SIP: not ours, not an error.
+        if p.proto_type != hep::PROTO_SIP || !on_leg {
+            self.stats.ignored += 1;
+            return Ok(());
+        }
+        // Kamailio reports TLS and WebSocket as 22: stream transports, like TCP.
+        let transport = match p.ip_proto {
+            6 | 22 => Transport::Tcp,
+            _ => Transport::Udp,
+        };
+        match p.payload {
+            hep::Payload::Plain(body) => self.hep_datagram(arrival, &p, transport, body, out),
+            hep::Payload::Compressed(z) => {
+                let mut buf = std::mem::take(&mut self.inflated);
+                let r = hep::inflate(z, self.settings.max_message, &mut buf)
+                    .map_err(DecodeError::from)
+                    .and_then(|()| self.hep_datagram(arrival, &p, transport, &buf, out));
+                self.inflated = buf;
+                r
+            }
         }
     }
 
     /// Decodes one captured frame; `out` is called once per complete SIP message it yields
     /// (none, one, or several: a TCP segment may complete many).
     pub fn decode(&mut self, linktype: i32, ts: Timestamp, frame: &[u8], out: &mut Out<'_>) {
+        self.release_held(ts, out);
         self.stats.frames += 1;
         self.stats.bytes += frame.len() as u64;
         if let Err(e) = self.link(linktype, ts, frame, out) {
@@ -630,6 +760,9 @@ impl Decoder {
             return Err(DecodeError::BadUdp);
         }
         let payload = &p[8..end];
+        if self.settings.hep.pcap_ports.contains(&dport) {
+            return self.hep(ts, payload, out);
+        }
         if dport == VXLAN_PORT && payload.len() >= 8 && payload[0] & 0x08 != 0 {
             return self.ethernet(ts, &payload[8..], depth + 1, out);
         }
@@ -642,14 +775,18 @@ impl Decoder {
         }
         let src = SocketAddr::new(src, sport);
         let dst = SocketAddr::new(dst, dport);
-        self.datagram(ts, src, dst, payload, out)
+        self.datagram(ts, src, dst, Transport::Udp, None, payload, out)
     }
 
+    /// One datagram's worth of SIP (a UDP payload, or one message a HEP agent mirrored).
+    #[allow(clippy::too_many_arguments)]
     fn datagram(
         &mut self,
         ts: Timestamp,
         src: SocketAddr,
         dst: SocketAddr,
+        transport: Transport,
+        agent: Option<u32>,
         payload: &[u8],
         out: &mut Out<'_>,
     ) -> Result<(), DecodeError> {
@@ -686,9 +823,10 @@ impl Decoder {
                         ts,
                         src,
                         dst,
-                        transport: Transport::Udp,
+                        transport,
                         bytes: &rest[..f.len],
                         call_id: f.call_id,
+                        agent,
                     });
                     delivered = true;
                     pos += f.len.max(1);

@@ -8,6 +8,9 @@
 pub mod decode;
 pub mod dedup;
 pub mod defrag;
+pub mod hep;
+pub mod hep_listen;
+pub mod hep_reorder;
 pub mod packet;
 pub mod source;
 pub mod tcp;

@@ -17,4 +17,6 @@ pub struct SipPayload<'a> {
     pub bytes: &'a [u8],
     /// Offsets of the Call-ID value inside `bytes`, found while framing.
     pub call_id: Option<(usize, usize)>,
+    /// HEP capture agent id when the message came over HEP; None from libpcap.
+    pub agent: Option<u32>,
 }

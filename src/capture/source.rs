@@ -55,6 +55,29 @@ pub enum Next<'a> {
     End,
 }
 
+/// How the capture thread decodes a source's frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameKind {
+    /// A link-layer frame of this libpcap link type.
+    Link(i32),
+    /// One HEP packet (the listener's framing already removed).
+    Hep,
+}
+
+/// Anything that feeds frames to a capture thread: a capture file, a live interface, the HEP
+/// listeners. Frames are borrowed until the next call.
+pub trait FrameSource: Send {
+    fn name(&self) -> &str;
+    fn kind(&self) -> FrameKind;
+    /// Live sources drop on a full queue and run on the clock; files wait and run on packet time.
+    fn is_live(&self) -> bool;
+    fn next_frame(&mut self) -> Result<Next<'_>, SourceError>;
+    /// Counters of packets lost before they reached us (libpcap live only).
+    fn drops(&mut self) -> Option<DropCounters> {
+        None
+    }
+}
+
 /// libpcap's own counters for a live interface.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DropCounters {
@@ -231,6 +254,24 @@ impl PcapSource {
             }),
             Handle::File(_) => None,
         }
+    }
+}
+
+impl FrameSource for PcapSource {
+    fn name(&self) -> &str {
+        PcapSource::name(self)
+    }
+    fn kind(&self) -> FrameKind {
+        FrameKind::Link(self.linktype)
+    }
+    fn is_live(&self) -> bool {
+        PcapSource::is_live(self)
+    }
+    fn next_frame(&mut self) -> Result<Next<'_>, SourceError> {
+        PcapSource::next_frame(self)
+    }
+    fn drops(&mut self) -> Option<DropCounters> {
+        PcapSource::drops(self)
     }
 }
 

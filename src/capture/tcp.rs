@@ -169,6 +169,7 @@ impl Ctx<'_> {
             transport: Transport::Tcp,
             bytes,
             call_id,
+            agent: None,
         });
     }
 }

@@ -136,12 +136,16 @@ impl Config {
             86_400,
         )?;
         let c = &self.capture;
-        if c.interfaces.is_empty() || c.interfaces.iter().any(|i| i.trim().is_empty()) {
+        if (c.interfaces.is_empty() && !c.hep.enabled)
+            || c.interfaces.iter().any(|i| i.trim().is_empty())
+        {
             return Err(bad(
                 "capture.interfaces",
-                "needs at least one non-empty interface name".into(),
+                "needs at least one non-empty interface name (or capture.hep.enabled)".into(),
             ));
         }
+        self.validate_hep(label)?;
+        self.validate_hep_export(label)?;
         range("capture.snaplen", c.snaplen.into(), 256, 262_144)?;
         range("capture.buffer_size_mb", c.buffer_size_mb.into(), 1, 4096)?;
         if c.bpf_filter.trim().is_empty() {
@@ -552,6 +556,63 @@ impl Config {
         }
     }
 
+    fn validate_hep(&self, label: &str) -> Result<(), ConfigError> {
+        let checks = Checks {
+            path: label,
+            section: "capture.hep.",
+        };
+        let bad = |key: &str, problem: String| checks.bad(key, problem);
+        let range = |key: &str, v: u64, lo: u64, hi: u64| checks.range(key, v, lo, hi);
+        let h = &self.capture.hep;
+        for (key, addr) in [("listen_udp", &h.listen_udp), ("listen_tcp", &h.listen_tcp)] {
+            if !addr.is_empty() && addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(bad(key, format!("not an ip:port address: {addr:?}")));
+            }
+        }
+        if h.enabled && h.listen_udp.is_empty() && h.listen_tcp.is_empty() {
+            return Err(bad(
+                "enabled",
+                "needs capture.hep.listen_udp or capture.hep.listen_tcp".into(),
+            ));
+        }
+        range("max_frame_bytes", h.max_frame_bytes as u64, 64, 65_535)?;
+        range("max_connections", h.max_connections as u64, 1, 65_536)?;
+        range("queue_frames", h.queue_frames as u64, 1, 1 << 22)?;
+        range("udp_buffer_mb", h.udp_buffer_mb as u64, 1, 1024)?;
+        range("reorder_ms", h.reorder_ms, 0, 2000)?;
+        if h.pcap_ports.contains(&0) || h.leg_ports.contains(&0) {
+            return Err(bad(
+                "pcap_ports",
+                "ports (pcap_ports, leg_ports) may not be 0".into(),
+            ));
+        }
+        if h.auth_key.len() > 1024 {
+            return Err(bad("auth_key", "longer than 1024 bytes".into()));
+        }
+        Ok(())
+    }
+
+    fn validate_hep_export(&self, label: &str) -> Result<(), ConfigError> {
+        let checks = Checks {
+            path: label,
+            section: "export.hep.",
+        };
+        let e = &self.export.hep;
+        if e.address.parse::<std::net::SocketAddr>().is_err() {
+            return Err(checks.bad(
+                "address",
+                format!("not an ip:port address: {:?}", e.address),
+            ));
+        }
+        if e.auth_key.len() > 1024 {
+            return Err(checks.bad("auth_key", "longer than 1024 bytes".into()));
+        }
+        checks.range("queue_messages", e.queue_messages as u64, 1, 1 << 22)?;
+        checks.range("buffer_mb", e.buffer_mb as u64, 1, 16_384)?;
+        checks.range("retain_s", e.retain_s, 1, 86_400)?;
+        Ok(())
+    }
+
     /// The BPF expression for live capture on an interface of `linktype` (libpcap DLT).
     /// "auto" keeps the SIP ports on UDP and TCP, every IP fragment (a non-first fragment has
     /// no port to match) and IP-in-IP/GRE tunnels; on Ethernet also behind a VLAN tag. Other
@@ -566,6 +627,7 @@ impl Config {
             .sip_ports
             .iter()
             .map(|p| format!("port {p}"))
+            .chain(c.hep.pcap_ports.iter().map(|p| format!("udp dst port {p}")))
             .collect::<Vec<_>>()
             .join(" or ");
         let base = format!(

@@ -18,6 +18,58 @@ pub struct Config {
     pub push: PushConfig,
     pub peers: Vec<PeerConfig>,
     pub detect: DetectConfig,
+    pub export: ExportConfig,
+}
+
+/// Exports beside the collector push.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportConfig {
+    pub hep: HepExportConfig,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HepExportMode {
+    /// The messages of the sample calls of each DetectionEvent that opens.
+    Detections,
+    /// Every SIP message, as it is captured.
+    All,
+}
+
+/// HEP output (`[export.hep]`) to a HOMER / heplify-server endpoint.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HepExportConfig {
+    pub enabled: bool,
+    /// UDP ip:port of the HEP receiver.
+    pub address: String,
+    pub mode: HepExportMode,
+    /// Capture agent id the sensor sends as (chunk 0x000c).
+    pub capture_id: u32,
+    /// Sent in the auth key chunk when not empty.
+    pub auth_key: String,
+    /// Messages queued between capture and the exporter; when full they are dropped.
+    pub queue_messages: usize,
+    /// `detections` mode: bytes of recent calls' messages held for a detection that may name them.
+    pub buffer_mb: usize,
+    /// `detections` mode: how long (packet time) a call's messages are held.
+    pub retain_s: u64,
+}
+
+impl Default for HepExportConfig {
+    fn default() -> Self {
+        HepExportConfig {
+            enabled: false,
+            address: "127.0.0.1:9060".into(),
+            mode: HepExportMode::Detections,
+            capture_id: 0,
+            auth_key: String::new(),
+            queue_messages: 65536,
+            buffer_mb: 64,
+            retain_s: 900,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -92,6 +144,7 @@ pub struct CaptureConfig {
     pub dedup_window_ms: u64,
     pub defrag: DefragConfig,
     pub tcp: TcpConfig,
+    pub hep: HepConfig,
 }
 
 impl Default for CaptureConfig {
@@ -110,6 +163,7 @@ impl Default for CaptureConfig {
             dedup_window_ms: 10,
             defrag: DefragConfig::default(),
             tcp: TcpConfig::default(),
+            hep: HepConfig::default(),
         }
     }
 }
@@ -148,6 +202,55 @@ impl Default for TcpConfig {
             max_stream_kb: 256,
             max_total_mb: 128,
             idle_timeout_s: 300,
+        }
+    }
+}
+
+/// HEP input (`[capture.hep]`): SIP mirrored by proxies and SBCs over HEPv1/v2/v3.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HepConfig {
+    /// Runs the HEP listeners with `run` (beside the interfaces, or alone when there are none).
+    pub enabled: bool,
+    /// UDP address to receive HEP on; "" for none.
+    pub listen_udp: String,
+    /// TCP address to accept HEPv3 streams on; "" for none.
+    pub listen_tcp: String,
+    /// When not empty, packets without exactly this auth key chunk are refused and counted.
+    pub auth_key: String,
+    /// Largest HEP packet accepted (bytes); larger ones are counted and dropped.
+    pub max_frame_bytes: usize,
+    /// TCP connections served at once; more are refused and counted.
+    pub max_connections: usize,
+    /// HEP packets queued between the listeners and decoding; when full they are dropped.
+    pub queue_frames: usize,
+    /// Kernel receive buffer of the UDP socket, MiB (capped by net.core.rmem_max).
+    pub udp_buffer_mb: usize,
+    /// How long SIP from HEP is held so an INVITE mirrored late can overtake its responses
+    /// (0: no hold).
+    pub reorder_ms: u64,
+    /// UDP destination ports whose payload is decoded as HEP when read by libpcap (replay of a
+    /// capture of a HEP feed, or a live tap that sees one).
+    pub pcap_ports: Vec<u16>,
+    /// When not empty, only messages to or from one of these ports are used: a proxy that keeps
+    /// the Call-ID mirrors both legs of each call, and one Call-ID is one call to the sensor.
+    pub leg_ports: Vec<u16>,
+}
+
+impl Default for HepConfig {
+    fn default() -> Self {
+        HepConfig {
+            enabled: false,
+            listen_udp: "0.0.0.0:9060".into(),
+            listen_tcp: String::new(),
+            auth_key: String::new(),
+            max_frame_bytes: 65535,
+            max_connections: 64,
+            queue_frames: 16384,
+            udp_buffer_mb: 4,
+            reorder_ms: 50,
+            pcap_ports: vec![9060],
+            leg_ports: Vec::new(),
         }
     }
 }

@@ -23,6 +23,8 @@ pub struct Seen {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     pub transport: Transport,
+    /// HEP capture agent id of the message (None from libpcap).
+    pub agent: Option<u32>,
 }
 
 #[derive(Clone, Debug)]
@@ -341,6 +343,7 @@ impl Call {
                 codecs: self.texts.codecs(),
             }),
             fingerprint,
+            capture_agent: self.invite.agent,
             trace: None,
         }
     }

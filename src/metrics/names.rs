@@ -66,6 +66,19 @@ pub const DETECT_DROPPED_TOTAL: &str = "shaken_sensor_detect_dropped_total";
 pub const DETECT_KEYS: &str = "shaken_sensor_detect_keys";
 pub const DETECT_KEY_EVICTIONS_TOTAL: &str = "shaken_sensor_detect_key_evictions_total";
 
+// HEP input and output (issue #16).
+/// HEP packets received by the listeners, by transport (udp, tcp).
+pub const HEP_FRAMES_TOTAL: &str = "shaken_sensor_hep_frames_total";
+/// HEP packets lost before decoding: `queue` (full), `too_large` (capture.hep.max_frame_bytes),
+/// `connections` (a TCP connection refused at capture.hep.max_connections), `stream` (a TCP
+/// stream that is not HEPv3, closed).
+pub const HEP_FRAMES_DROPPED_TOTAL: &str = "shaken_sensor_hep_frames_dropped_total";
+/// TCP connections of HEP agents being served.
+pub const HEP_CONNECTIONS_ACTIVE: &str = "shaken_sensor_hep_connections_active";
+/// SIP messages exported over HEP (`[export.hep]`), by outcome: sent, dropped (queue full or
+/// send failed), too_large, evicted (buffered messages pushed out by the byte cap).
+pub const HEP_EXPORT_MESSAGES_TOTAL: &str = "shaken_sensor_hep_export_messages_total";
+
 // HTTP layer (src/httpd, issue #18). The collector exposes the same series with the prefix
 // `shaken_collector_` instead of `shaken_sensor_`.
 /// Connections open now.

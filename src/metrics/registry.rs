@@ -69,6 +69,10 @@ pub struct Metrics {
     pub detect_keys: IntGaugeVec,
     /// Keys pushed out of a full detector key table, per key kind.
     pub detect_key_evictions: IntCounterVec,
+    pub hep_frames: IntCounterVec,
+    pub hep_frames_dropped: IntCounterVec,
+    pub hep_connections_active: IntGauge,
+    pub hep_export_messages: IntCounterVec,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -305,6 +309,20 @@ impl Metrics {
                 DETECT_KEY_EVICTIONS_TOTAL,
                 "Keys evicted from a full detector key table (detect.max_keys), by key kind",
                 &["kind"],
+            ),
+            hep_frames: counter_vec(&r, HEP_FRAMES_TOTAL, "HEP packets received, by transport", &["transport"]),
+            hep_frames_dropped: counter_vec(
+                &r,
+                HEP_FRAMES_DROPPED_TOTAL,
+                "HEP packets lost before decoding: queue, too_large, connections, stream",
+                &["reason"],
+            ),
+            hep_connections_active: gauge(&r, HEP_CONNECTIONS_ACTIVE, "TCP connections of HEP agents being served"),
+            hep_export_messages: counter_vec(
+                &r,
+                HEP_EXPORT_MESSAGES_TOTAL,
+                "SIP messages exported over HEP, by outcome: sent, dropped, too_large, evicted",
+                &["outcome"],
             ),
             registry: r,
         }

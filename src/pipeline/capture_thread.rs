@@ -1,11 +1,12 @@
-//! A capture thread: reads its sources (files one after another, or one live interface),
+//! A capture thread: reads its sources (files one after another, one live interface, or the
+//! HEP listeners),
 //! decodes every frame and dispatches the SIP messages. It also drives time: every second of
 //! packet time (replay) or clock time (live) it expires reassembly state, ticks the workers and
 //! publishes its counters.
 
 use super::dispatch::Dispatcher;
 use crate::capture::decode::Decoder;
-use crate::capture::source::{DropCounters, Next, PcapSource, SourceError};
+use crate::capture::source::{DropCounters, FrameKind, FrameSource, Next, SourceError};
 use crate::clock::{Clock, ManualClock, Timestamp};
 use crate::metrics::latency::{LocalLatency, Stage, SAMPLE_EVERY};
 use crate::metrics::Metrics;
@@ -22,7 +23,7 @@ const TICK_US: i64 = 1_000_000;
 const LIVE_FLUSH: Duration = Duration::from_micros(500);
 
 pub struct CaptureThread {
-    pub sources: Vec<PcapSource>,
+    pub sources: Vec<Box<dyn FrameSource>>,
     pub decoder: Decoder,
     pub dispatcher: Dispatcher,
     pub metrics: Arc<Metrics>,
@@ -84,7 +85,7 @@ impl CaptureThread {
         let mut last_flush = started;
         let mut last_stats = started;
         for mut source in sources {
-            let linktype = source.linktype();
+            let kind = source.kind();
             let live = source.is_live();
             let mut frames: u64 = 0;
             loop {
@@ -106,7 +107,14 @@ impl CaptureThread {
                             dispatcher.sample = Some(a);
                             dispatcher.sample_used = false;
                         }
-                        decoder.decode(linktype, f.ts, f.data, &mut |p| dispatcher.push(&p));
+                        let out =
+                            &mut |p: crate::capture::packet::SipPayload<'_>| dispatcher.push(&p);
+                        match kind {
+                            FrameKind::Link(linktype) => {
+                                decoder.decode(linktype, f.ts, f.data, out)
+                            }
+                            FrameKind::Hep => decoder.decode_hep(f.ts, f.data, out),
+                        }
                         if let Some(a) = arrival {
                             if dispatcher.sample_used {
                                 latency.record_since(Stage::Decode, a);
@@ -117,9 +125,10 @@ impl CaptureThread {
                         now_ts = if live { clock.now() } else { outcome.last_ts };
                     }
                     Ok(Next::Idle) => {
+                        now_ts = clock.now();
+                        decoder.release_held(now_ts, &mut |p| dispatcher.push(&p));
                         dispatcher.flush();
                         last_flush = Instant::now();
-                        now_ts = clock.now();
                     }
                     Ok(Next::End) => break,
                     Err(e) => {
@@ -185,6 +194,7 @@ impl CaptureThread {
         if progress {
             eprintln!();
         }
+        decoder.flush_held(&mut |p| dispatcher.push(&p));
         dispatcher.flush();
         publish(&metrics, &label, &decoder, &dispatcher, &mut published);
         latency.merge();

@@ -39,6 +39,7 @@ impl Detection {
         metrics: Arc<Metrics>,
         wait: bool,
         push: Option<PushQueue>,
+        hep: Option<Sender<(String, Vec<String>)>>,
     ) -> Result<Detection, super::PipelineError> {
         let mut writer = JsonlWriter::open(path)?;
         let (tx, rx) = bounded::<DetectionEvent>(4096);
@@ -46,6 +47,11 @@ impl Detection {
             .name("sink-detections".into())
             .spawn(move || -> Result<(), JsonlError> {
                 for ev in rx.iter() {
+                    if let (Some(h), crate::record::DetectionState::Opened) = (&hep, ev.state) {
+                        // The exporter's queue is bounded; a detection it cannot take is
+                        // counted there as its messages never sent.
+                        let _ = h.try_send((ev.detection_id.clone(), ev.sample_call_ids.clone()));
+                    }
                     if let Some(q) = &push {
                         // Serializing plain structs into a Vec cannot fail.
                         let json = serde_json::to_vec(&ev).unwrap_or_default();

@@ -38,6 +38,8 @@ pub struct Dispatcher {
     pub sample_used: bool,
     /// Batches allocated because the recycle pool was empty.
     pub batches_allocated: u64,
+    /// `[export.hep]`: every framed message is offered to the HEP exporter too.
+    pub hep_tap: Option<crate::export::hep::HepTap>,
 }
 
 impl Dispatcher {
@@ -58,6 +60,7 @@ impl Dispatcher {
             sample: None,
             sample_used: false,
             batches_allocated: 0,
+            hep_tap: None,
         }
     }
 
@@ -66,6 +69,9 @@ impl Dispatcher {
     }
 
     pub fn push(&mut self, p: &SipPayload<'_>) {
+        if let Some(t) = &self.hep_tap {
+            t.offer(p);
+        }
         // A message without a Call-ID still goes to a worker, which counts it as malformed.
         let shard = match p.call_id {
             Some((s, e)) => self.shard_of(&p.bytes[s..e]),
@@ -81,6 +87,7 @@ impl Dispatcher {
             src: p.src,
             dst: p.dst,
             transport: p.transport,
+            agent: p.agent,
             start: batch.buf.len() as u32,
             len: p.bytes.len() as u32,
         });

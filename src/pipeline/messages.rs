@@ -16,6 +16,8 @@ pub struct BatchItem {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     pub transport: Transport,
+    /// HEP capture agent id (None from libpcap).
+    pub agent: Option<u32>,
     pub start: u32,
     pub len: u32,
 }

@@ -135,6 +135,7 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     check("output", old.output != new.output);
     check("traceback", old.traceback != new.traceback);
     check("http", old.http != new.http);
+    check("export", old.export != new.export);
     let without_credentials = |c: &Config| {
         let mut s = c.shaken.clone();
         s.trust_anchors.clear();

@@ -11,7 +11,8 @@ use super::summary::Summary;
 use super::verification::{publish_cache_stats, CacheCounters, Verification};
 use super::worker::{RecordSender, Worker};
 use crate::capture::decode::{DecodeSettings, Decoder};
-use crate::capture::source::{PcapSource, SourceError};
+use crate::capture::hep_listen::HepSource;
+use crate::capture::source::{FrameSource, PcapSource, SourceError};
 use crate::clock::{Clock, ManualClock, SystemClock, Timestamp};
 use crate::config::Config;
 use crate::dialog::table::{DialogLimits, DialogTable};
@@ -34,6 +35,8 @@ pub enum PipelineError {
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error(transparent)]
+    Hep(#[from] crate::capture::hep_listen::HepListenError),
+    #[error(transparent)]
     Output(#[from] JsonlError),
     #[error("{0} thread panicked")]
     ThreadPanicked(&'static str),
@@ -45,12 +48,14 @@ pub enum PipelineError {
     Store(#[from] crate::traceback::store::StoreError),
     #[error(transparent)]
     Push(#[from] crate::export::push::PushError),
+    #[error(transparent)]
+    HepExport(#[from] crate::export::hep::HepExportError),
 }
 
 pub enum Input {
     /// Capture files, read one after another as fast as the machine allows.
     Files(Vec<PathBuf>),
-    /// The configured interfaces, until `stop` is set.
+    /// The configured interfaces and HEP listeners, until `stop` is set.
     Live,
 }
 
@@ -137,20 +142,27 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
     let started = Instant::now();
     let metrics = opts.metrics.clone();
     let live = matches!(input, Input::Live);
-    let sources: Vec<PcapSource> = match &input {
-        Input::Files(files) => files
-            .iter()
-            .map(|f| PcapSource::open_file(f))
-            .collect::<Result<_, _>>()?,
+    let mut sources: Vec<Box<dyn FrameSource>> = Vec::new();
+    match &input {
+        Input::Files(files) => {
+            for f in files {
+                sources.push(Box::new(PcapSource::open_file(f)?));
+            }
+        }
         Input::Live => {
             let filter = |linktype| cfg.bpf_filter(linktype);
-            cfg.capture
-                .interfaces
-                .iter()
-                .map(|i| PcapSource::open_live(i, &cfg.capture, &filter))
-                .collect::<Result<_, _>>()?
+            for i in &cfg.capture.interfaces {
+                sources.push(Box::new(PcapSource::open_live(i, &cfg.capture, &filter)?));
+            }
+            if cfg.capture.hep.enabled {
+                sources.push(Box::new(HepSource::start(
+                    &cfg.capture.hep,
+                    metrics.clone(),
+                    opts.clock.clone(),
+                )?));
+            }
         }
-    };
+    }
 
     if live {
         tracing::info!(sources = sources.len(), "capture running");
@@ -311,6 +323,14 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
         max_header_line: cfg.sip.max_header_line,
     };
     let dialog_limits = DialogLimits::for_worker(&cfg.dialog, n);
+    let hep_export = if cfg.export.hep.enabled {
+        Some(crate::export::hep::HepExport::start(
+            &cfg.export.hep,
+            metrics.clone(),
+        )?)
+    } else {
+        None
+    };
     // Campaign detection: shard threads fed by the workers, events to their own sink.
     let detection = if cfg.detect.enabled {
         let path = opts
@@ -324,6 +344,7 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
             metrics.clone(),
             !live,
             detections_push,
+            hep_export.as_ref().map(|h| h.detections()),
         )?)
     } else {
         None
@@ -378,7 +399,7 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
     drop(recycle_tx);
 
     // Capture: one thread for all files (in order), one per live interface.
-    let groups: Vec<(String, Vec<PcapSource>)> = if live {
+    let groups: Vec<(String, Vec<Box<dyn FrameSource>>)> = if live {
         sources
             .into_iter()
             .map(|s| (s.name().to_string(), vec![s]))
@@ -403,18 +424,20 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
     capture_health.set_ok();
     let mut captures = Vec::new();
     for (label, sources) in groups {
+        let mut dispatcher = Dispatcher::new(
+            worker_txs.clone(),
+            recycle_rx.clone(),
+            if live {
+                Backpressure::Drop
+            } else {
+                Backpressure::Wait
+            },
+        );
+        dispatcher.hep_tap = hep_export.as_ref().map(|h| h.tap());
         let t = CaptureThread {
             sources,
             decoder: Decoder::new(settings.clone()),
-            dispatcher: Dispatcher::new(
-                worker_txs.clone(),
-                recycle_rx.clone(),
-                if live {
-                    Backpressure::Drop
-                } else {
-                    Backpressure::Wait
-                },
-            ),
+            dispatcher,
             metrics: metrics.clone(),
             stop: opts.stop.clone(),
             clock: opts.clock.clone(),
@@ -458,6 +481,9 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
         if let Err(e) = d.finish() {
             failed = Some(e);
         }
+    }
+    if let Some(h) = hep_export {
+        h.finish();
     }
     match sink.join() {
         Ok(r) => r?,

@@ -224,6 +224,7 @@ impl Worker {
                             src: item.src,
                             dst: item.dst,
                             transport: item.transport,
+                            agent: item.agent,
                         };
                         match parse(batch.message(item), &self.limits) {
                             Ok(msg) => {

@@ -249,6 +249,20 @@ pub fn have(tool: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The JSON lines a command of ours printed on stdout, after checking it succeeded.
+pub fn json_lines(what: &str, out: std::process::Output) -> Vec<Value> {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// The address a `shaken-collector` child (stdout piped) says it listens on, from its first line.
 pub fn collector_addr(child: &mut std::process::Child) -> std::net::SocketAddr {
     use std::io::BufRead;
