@@ -86,6 +86,7 @@ pub fn seen(secs: i64, src: &str) -> Seen {
         src,
         dst: other.parse().unwrap(),
         transport: Transport::Udp,
+        agent: None,
     }
 }
 

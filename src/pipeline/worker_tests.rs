@@ -64,6 +64,7 @@ fn batch(msgs: &[(String, i64, &str)]) -> Batch {
             transport: Transport::Udp,
             start: b.buf.len() as u32,
             len: text.len() as u32,
+            agent: None,
         });
         b.buf.extend_from_slice(text.as_bytes());
     }
