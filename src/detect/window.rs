@@ -116,6 +116,7 @@ impl Generation {
 
 #[derive(Clone, Debug)]
 pub struct Window {
+    span: WindowSpan,
     half: i64,
     cur: Generation,
     prev: Generation,
@@ -123,6 +124,7 @@ pub struct Window {
 
 /// A window's current content.
 pub struct View<'a> {
+    pub span: WindowSpan,
     pub counts: Counts,
     pub first_seen: Option<Timestamp>,
     w: &'a Window,
@@ -149,6 +151,7 @@ impl Window {
         let half = span.micros() / 2;
         let start = now.0.div_euclid(half) * half;
         Window {
+            span,
             half,
             cur: Generation::new(start),
             prev: Generation::new(start - half),
@@ -195,6 +198,7 @@ impl Window {
             (a, b) => a.or(b),
         };
         View {
+            span: self.span,
             counts,
             first_seen,
             w: self,

@@ -324,6 +324,7 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
             metrics.clone(),
             !live,
             detections_push,
+            live_config.clone(),
         )?)
     } else {
         None
