@@ -131,6 +131,10 @@ enum Command {
         /// Capture start, Unix seconds.
         #[arg(long, default_value_t = 1_795_000_000)]
         start: i64,
+        /// What the campaigns' originators vary: stable-origid, fresh-origid, ua-rotate,
+        /// ua-copy, slow-start, fast, busiest-peer (docs/detection-evaluation.md).
+        #[arg(long, default_value = "stable-origid")]
+        variant: String,
     },
     /// Score DetectionEvents (from `replay --detections`) against a scenario's labels; exits
     /// 1 when a campaign is missed, late, on the wrong peer, or an event fires on background.
@@ -384,8 +388,16 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             duration_s,
             seed,
             start,
+            variant,
         } => {
-            use shaken_sensor::scenario::{generate, plan::Scale};
+            use shaken_sensor::scenario::{
+                generate,
+                plan::{Scale, Variant, VARIANTS},
+            };
+            let Some(variant) = Variant::parse(&variant) else {
+                let names: Vec<&str> = VARIANTS.iter().map(|v| v.name()).collect();
+                anyhow::bail!("--variant {variant:?} is not one of {}", names.join(", "));
+            };
             let scale = match scale {
                 ScaleArg::Small => Scale::Small,
                 ScaleArg::Full => Scale::Full,
@@ -395,6 +407,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             o.duration_s = duration_s.unwrap_or(o.duration_s);
             o.seed = seed;
             o.start_unix = start;
+            o.variant = variant;
             let summary = generate::generate(&o).context("scenario")?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
             Ok(ExitCode::SUCCESS)

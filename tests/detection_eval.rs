@@ -192,7 +192,10 @@ fn scenario_is_deterministic_labelled_and_readable_by_tshark() {
             "unsigned_flood"
         ]
     );
-    assert_eq!(kinds["legit_bulk"], 2);
+    assert_eq!(
+        kinds["legit_bulk"], 3,
+        "pharmacy, school district, call centre"
+    );
     for c in camps.iter().filter(|c| c["kind"] != "legit_bulk") {
         let (n, rate) = (
             c["calls"].as_u64().unwrap(),
