@@ -176,7 +176,7 @@ impl Engine {
                 c.invalid += u32::from(invalid);
                 c.sequential += u32::from(sequential);
                 c.replayed += u32::from(s.replayed);
-                w.add_numbers(dest_hash, orig_hash);
+                w.add_numbers(s.at, dest_hash, orig_hash);
             }
             let peer = &s.keys.peer;
             st.peers
