@@ -539,6 +539,40 @@ fn events_open_update_and_close() {
     );
 }
 
+/// `[detect.rules]` reloaded on SIGHUP reach a running engine: with replayed_min_calls raised
+/// to 50 mid-stream, a replayed token on 40 calls that would fire stays quiet; set back, it
+/// fires on the next calls.
+#[test]
+fn reloaded_rule_thresholds_apply_to_a_running_engine() {
+    let mut engine = Engine::new(
+        &DetectConfig::default(),
+        0,
+        1,
+        DetectionIds::with_run(Arc::from("t"), "r"),
+    );
+    let mut rng = Lcg(16);
+    let call = |rng: &mut Lcg, i: usize| {
+        let mut c = Call::signed(i as f64, format!("rp-{i}"), "carrier-bravo", 11, "o");
+        c.orig = "14045550300".into();
+        c.dest = rng.number();
+        c.replayed = true;
+        c
+    };
+    let mut strict = DetectConfig::default().rules;
+    strict.replayed_min_calls = 50;
+    engine.set_rules(&strict);
+    for i in 0..40 {
+        engine.on_start(&call(&mut rng, i).start());
+    }
+    assert!(engine.take_events().is_empty());
+    engine.set_rules(&DetectConfig::default().rules);
+    for i in 40..45 {
+        engine.on_start(&call(&mut rng, i).start());
+    }
+    let ev = engine.take_events();
+    assert!(ev.iter().any(|e| e.rule == "replayed_passport"), "{ev:#?}");
+}
+
 #[test]
 fn memory_stays_bounded_with_a_million_distinct_callers() {
     // The caller-ID key table (the kind with the most distinct keys) takes 1,000,000 distinct

@@ -188,6 +188,14 @@ mod tests {
         assert_eq!(&*peers.load().lookup(ip).name, "new");
         assert_eq!(live.generation(), 1);
         assert_eq!(live.snapshot().capture.queue_batches, 7);
+        // Rule thresholds apply live; the detector's sizes need a restart.
+        let mut rules = live.snapshot().as_ref().clone();
+        rules.detect.rules.burst_min_z = 9.0;
+        assert!(live.apply(rules.clone()).unwrap().is_empty());
+        assert_eq!(live.generation(), 2);
+        assert_eq!(live.snapshot().detect.rules.burst_min_z, 9.0);
+        rules.detect.max_keys = 99;
+        assert_eq!(live.apply(rules).unwrap(), vec!["detect"]);
     }
 
     #[test]
