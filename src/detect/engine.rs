@@ -8,7 +8,7 @@ use super::events::{self, DetectionIds};
 use super::features::{Attest, CallEnd, CallStart, Verstat};
 use super::hash::hash_bytes;
 use super::keys::{KeyState, KeyTable, TableStats, Touch};
-use super::kinds::{fingerprint_key_hash, KeyKind, KEY_KINDS, KIND_COUNT};
+use super::kinds::{fingerprint_key_hash, Judge, KeyKind, KEY_KINDS, KIND_COUNT};
 use super::nanp;
 use super::rules::{self, Ctx, OpenEvent, Rule, RULES};
 use crate::clock::Timestamp;
@@ -242,7 +242,10 @@ impl Engine {
             if quick_cancel && kind.watches(Rule::OneRing) {
                 st.sample(Rule::OneRing as usize, &Arc::from(e.call_id.as_str()), fp);
             }
-            if (short || !e.answered) && kind.watches(Rule::ShortCalls) {
+            // Where bursts are judged (many originators), samples are the short calls alone:
+            // a busy peer's unanswered calls are everyone's.
+            let unanswered_sample = !e.answered && kind.judge() != Judge::Burst;
+            if (short || unanswered_sample) && kind.watches(Rule::ShortCalls) {
                 st.sample(
                     Rule::ShortCalls as usize,
                     &Arc::from(e.call_id.as_str()),

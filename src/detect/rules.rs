@@ -124,22 +124,26 @@ pub fn check(rule: Rule, st: &KeyState, ctx: &Ctx<'_>) -> Option<Hit> {
     None
 }
 
-/// The key's earlier rate of `pick` calls per minute: the 60-minute window without the view,
-/// once that covers a minute. None while the key has less history (and always for the
-/// 60-minute view itself).
-fn earlier_rate(
+/// The key's history of `pick` calls before the view: (calls, minutes) in the 60-minute window
+/// without the view, once that covers a minute. None while the key has less history (and
+/// always for the 60-minute view itself).
+fn history(
     st: &KeyState,
     v: &View<'_>,
     ctx: &Ctx<'_>,
     pick: fn(&Counts) -> u32,
-) -> Option<f64> {
+) -> Option<(f64, f64)> {
     if v.span == WindowSpan::M60 {
         return None;
     }
     let long = st.window(WindowSpan::M60).view();
-    let history_min = (long.minutes(ctx.now) - v.minutes(ctx.now)).max(0.0);
-    (history_min >= 1.0)
-        .then(|| f64::from(pick(&long.counts).saturating_sub(pick(&v.counts))) / history_min)
+    let minutes = (long.minutes(ctx.now) - v.minutes(ctx.now)).max(0.0);
+    (minutes >= 1.0).then(|| {
+        (
+            f64::from(pick(&long.counts).saturating_sub(pick(&v.counts))),
+            minutes,
+        )
+    })
 }
 
 /// The key was first seen after the warm-up: new traffic (a key seen during it must learn its
@@ -148,14 +152,16 @@ fn born_warm(st: &KeyState, ctx: &Ctx<'_>) -> bool {
     st.created.0 - ctx.started.0 >= ctx.warmup_us
 }
 
-/// Whether the view's `pick` count is a burst over `rate` (per minute): at least `min`,
-/// `factor` times the expected count and `burst_min_z` Poisson standard deviations above it.
-/// Returns the expected count.
+/// Whether the view's `pick` count is a burst over the key's history `(calls, minutes)`: at
+/// least `min`, `factor` times the count the history's rate predicts, and `burst_min_z`
+/// standard deviations above it in the conditional test of two Poisson rates (given all the
+/// calls of view and history, the view's share is binomial with p = its share of the time),
+/// which also weighs how little a short history says. Returns the expected count.
 fn burst(
     v: &View<'_>,
     ctx: &Ctx<'_>,
     pick: fn(&Counts) -> u32,
-    rate: f64,
+    (before, before_min): (f64, f64),
     min: u32,
     factor: f64,
 ) -> Option<f64> {
@@ -163,13 +169,16 @@ fn burst(
     if bad < min {
         return None;
     }
-    let expected = rate * v.minutes(ctx.now);
-    let floor = expected.max(1.0);
     let bad = f64::from(bad);
-    if bad < factor * floor || (bad - expected) / floor.sqrt() < ctx.cfg.burst_min_z {
+    let minutes = v.minutes(ctx.now);
+    let expected = before / before_min * minutes;
+    if bad < factor * expected.max(1.0) {
         return None;
     }
-    Some(expected)
+    let n = bad + before;
+    let p = minutes / (minutes + before_min);
+    let z = (bad - n * p) / (n * p * (1.0 - p)).max(1e-9).sqrt();
+    (z >= ctx.cfg.burst_min_z).then_some(expected)
 }
 
 /// A rule's badness on a key. Share-judged kinds, and a key first seen after the warm-up that
@@ -184,18 +193,18 @@ fn bad_enough(
     min: u32,
 ) -> Option<Vec<(&'static str, f64)>> {
     let judge = st.kind.judge();
-    let rate = match judge {
+    let before = match judge {
         Judge::Share => None,
-        _ => earlier_rate(st, v, ctx, pick),
+        _ => history(st, v, ctx, pick),
     };
     let share_applies = match judge {
         Judge::Share | Judge::ShareOrBurst => true,
-        Judge::Burst => rate.is_none() && born_warm(st, ctx),
+        Judge::Burst => before.is_none() && born_warm(st, ctx),
     };
     if share_applies && share_holds() {
         return Some(Vec::new());
     }
-    let expected = burst(v, ctx, pick, rate?, min, ctx.cfg.burst_factor)?;
+    let expected = burst(v, ctx, pick, before?, min, ctx.cfg.burst_factor)?;
     Some(vec![
         ("burst_calls", f64::from(pick(&v.counts))),
         ("expected_calls", expected),
@@ -280,8 +289,7 @@ fn check_view(
             let mut ev = match st.kind.judge() {
                 Judge::Share => Vec::new(),
                 _ => {
-                    let new_key =
-                        born_warm(st, ctx) && earlier_rate(st, v, ctx, |c| c.calls).is_none();
+                    let new_key = born_warm(st, ctx) && history(st, v, ctx, |c| c.calls).is_none();
                     bad_enough(|| new_key, st, v, ctx, |c| c.calls, r.churn_min_callers)?
                 }
             };
@@ -304,16 +312,17 @@ fn check_view(
             }
             // Always a burst: a key new after the warm-up has an earlier rate of 0.
             let pick: fn(&Counts) -> u32 = |c| c.unsigned;
-            let rate = match earlier_rate(st, v, ctx, pick) {
-                Some(rate) => rate,
-                None if born_warm(st, ctx) => 0.0,
+            // (A new key's history: nothing in the minute before it.)
+            let before = match history(st, v, ctx, pick) {
+                Some(h) => h,
+                None if born_warm(st, ctx) => (0.0, 1.0),
                 None => return None,
             };
             let expected = burst(
                 v,
                 ctx,
                 pick,
-                rate,
+                before,
                 r.unsigned_min_calls,
                 r.unsigned_burst_factor,
             )?;
