@@ -17,8 +17,10 @@ use crate::record::{DetectionEvent, DetectionState};
 use std::collections::HashSet;
 use std::sync::Arc;
 
-/// A key's evaluation is due after this many new calls, or this much stream time.
+/// A key's evaluation is due after this many new calls, or this much stream time. Keys judged
+/// by bursts carry a peer's whole traffic: every 16 calls (still at least once a second).
 const EVAL_CALLS: u32 = 4;
+const EVAL_CALLS_BURST: u32 = 16;
 const EVAL_US: i64 = 1_000_000;
 /// A caller ID seen this often within the last one to two minutes is a line in use (a local
 /// business calling its neighbours), not a spoofed neighbour's number.
@@ -58,7 +60,8 @@ impl Engine {
             ids,
             tables: KEY_KINDS
                 .map(|k| KeyTable::new(k, cfg.max_keys, cfg.sketch_width, cfg.promote_calls)),
-            callers: RecentCounts::new(cfg.sketch_width, 4, 60_000_000),
+            // Two rows: an over-estimate only hides a neighbour call, never invents one.
+            callers: RecentCounts::new(cfg.sketch_width, 2, 60_000_000),
             now: Timestamp::ZERO,
             started: None,
             last_sweep: Timestamp::ZERO,
@@ -262,9 +265,13 @@ impl Engine {
     fn maybe_evaluate(&mut self, kind: KeyKind, hash: u64) {
         let at = self.now;
         let update_us = (self.cfg.update_s as i64).saturating_mul(1_000_000);
+        let every = match kind.judge() {
+            Judge::Burst => EVAL_CALLS_BURST,
+            _ => EVAL_CALLS,
+        };
         let due = self.tables[kind as usize]
             .get_mut(hash)
-            .is_some_and(|st| st.unevaluated >= EVAL_CALLS || at.0 - st.last_eval.0 >= EVAL_US);
+            .is_some_and(|st| st.unevaluated >= every || at.0 - st.last_eval.0 >= EVAL_US);
         if !due {
             return;
         }
@@ -288,8 +295,13 @@ impl Engine {
                 continue;
             };
             let i = rule as usize;
+            let stale = st
+                .window(hit.window)
+                .view()
+                .first_seen
+                .is_some_and(|f| f <= st.closed_hold[i]);
             match st.open[i].as_mut() {
-                None if folded[i] => {}
+                None if folded[i] || stale => {}
                 None => {
                     let id = self.ids.next();
                     let ev = events::build(
@@ -380,6 +392,7 @@ impl Engine {
                     continue;
                 }
                 if let Some(o) = st.open[i].take() {
+                    st.closed_hold[i] = o.last_hold;
                     self.out.push(events::build(
                         &self.ids,
                         o.id,

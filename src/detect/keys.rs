@@ -51,6 +51,9 @@ pub struct KeyState {
     pub spcs: SpaceSaving<SpcStr>,
     pub fingerprints: SpaceSaving<u64>,
     pub open: [Option<OpenEvent>; RULE_COUNT],
+    /// When each rule last held before its detection closed: a window still holding calls
+    /// from before then holds the closed detection's evidence, not a new campaign.
+    pub closed_hold: [Timestamp; RULE_COUNT],
     pub last_eval: Timestamp,
     pub unevaluated: u32,
 }
@@ -73,6 +76,7 @@ impl KeyState {
             spcs: SpaceSaving::new(TOP_K),
             fingerprints: SpaceSaving::new(TOP_K),
             open: Default::default(),
+            closed_hold: [Timestamp::ZERO; RULE_COUNT],
             last_eval: Timestamp::ZERO,
             unevaluated: 0,
         }

@@ -61,7 +61,8 @@ impl Rule {
 
     fn windows(self) -> &'static [WindowSpan] {
         match self {
-            Rule::UnsignedFlood => &SPANS[..1],
+            // A burst: the last minute, or ten for a flood that starts slowly.
+            Rule::UnsignedFlood => &SPANS[..2],
             // A rate: distinct callers within a minute (slower churn is everyday traffic).
             Rule::OrigidCallerChurn => &SPANS[..1],
             _ => &SPANS,
@@ -156,12 +157,13 @@ fn born_warm(st: &KeyState, ctx: &Ctx<'_>) -> bool {
 /// least `min`, `factor` times the count the history's rate predicts, and `burst_min_z`
 /// standard deviations above it in the conditional test of two Poisson rates (given all the
 /// calls of view and history, the view's share is binomial with p = its share of the time),
-/// which also weighs how little a short history says. Returns the expected count.
+/// which also weighs how little a short history says. Without history (a key new after the
+/// warm-up) only `min` applies. Returns the expected count.
 fn burst(
     v: &View<'_>,
     ctx: &Ctx<'_>,
     pick: fn(&Counts) -> u32,
-    (before, before_min): (f64, f64),
+    history: Option<(f64, f64)>,
     min: u32,
     factor: f64,
 ) -> Option<f64> {
@@ -169,6 +171,9 @@ fn burst(
     if bad < min {
         return None;
     }
+    let Some((before, before_min)) = history else {
+        return Some(0.0);
+    };
     let bad = f64::from(bad);
     let minutes = v.minutes(ctx.now);
     let expected = before / before_min * minutes;
@@ -204,7 +209,7 @@ fn bad_enough(
     if share_applies && share_holds() {
         return Some(Vec::new());
     }
-    let expected = burst(v, ctx, pick, before?, min, ctx.cfg.burst_factor)?;
+    let expected = burst(v, ctx, pick, Some(before?), min, ctx.cfg.burst_factor)?;
     Some(vec![
         ("burst_calls", f64::from(pick(&v.counts))),
         ("expected_calls", expected),
@@ -312,12 +317,10 @@ fn check_view(
             }
             // Always a burst: a key new after the warm-up has an earlier rate of 0.
             let pick: fn(&Counts) -> u32 = |c| c.unsigned;
-            // (A new key's history: nothing in the minute before it.)
-            let before = match history(st, v, ctx, pick) {
-                Some(h) => h,
-                None if born_warm(st, ctx) => (0.0, 1.0),
-                None => return None,
-            };
+            let before = history(st, v, ctx, pick);
+            if before.is_none() && !born_warm(st, ctx) {
+                return None;
+            }
             let expected = burst(
                 v,
                 ctx,
