@@ -11,6 +11,7 @@ use super::keys::{KeyState, KeyTable, TableStats, Touch};
 use super::kinds::{fingerprint_key_hash, Judge, KeyKind, KEY_KINDS, KIND_COUNT};
 use super::nanp;
 use super::rules::{self, Ctx, OpenEvent, Rule, RULES};
+use super::window::WindowSpan;
 use crate::clock::Timestamp;
 use crate::config::{DetectConfig, DetectRules};
 use crate::record::{DetectionEvent, DetectionState};
@@ -295,11 +296,14 @@ impl Engine {
                 continue;
             };
             let i = rule as usize;
-            let stale = st
-                .window(hit.window)
-                .view()
-                .first_seen
-                .is_some_and(|f| f <= st.closed_hold[i]);
+            // Only the hour-long window outlives a campaign's detection by long enough to
+            // reopen it on the campaign's old calls plus background.
+            let stale = hit.window == WindowSpan::M60
+                && st
+                    .window(hit.window)
+                    .view()
+                    .first_seen
+                    .is_some_and(|f| f <= st.closed_hold[i]);
             match st.open[i].as_mut() {
                 None if folded[i] || stale => {}
                 None => {
