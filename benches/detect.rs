@@ -7,12 +7,12 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use shaken_sensor::clock::Timestamp;
 use shaken_sensor::config::DetectConfig;
 use shaken_sensor::detect::engine::Engine;
+use shaken_sensor::detect::events::DetectionIds;
 use shaken_sensor::detect::features::{
-    Attest, CallEnd, CallIdStr, CallKeys, CallStart, OrigidStr, SpcStr, Verstat,
+    Attest, CallEnd, CallIdStr, CallKeys, CallStart, OrigidStr, Signer, SpcStr, Verstat,
 };
 use shaken_sensor::detect::feed::{DetectFeed, DetectMsg};
 use shaken_sensor::sip::tn::canonicalize;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 const CALLS: usize = 100_000;
@@ -36,6 +36,10 @@ fn stream() -> Vec<(CallStart, CallEnd)> {
             let keys = CallKeys {
                 fingerprint: origid * 50 + next() % 50,
                 peer: peers[(origid % 4) as usize].clone(),
+                signer: Some(Signer {
+                    spc: SpcStr::new("111A"),
+                    attest: Attest::A,
+                }),
                 origid: Some(OrigidStr::new(&format!("origid-{origid}"))),
                 orig_tn: canonicalize(
                     format!("1{}", 2_000_000_000 + next() % 5_000_000).as_bytes(),
@@ -53,7 +57,6 @@ fn stream() -> Vec<(CallStart, CallEnd)> {
                 dest_tn: dest,
                 attest: Attest::A,
                 verstat: Verstat::Passed,
-                spc: Some(SpcStr::new("111A")),
                 unsigned: false,
                 replayed: false,
                 verify_failed: false,
@@ -81,7 +84,7 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("engine_start_and_end_per_call", |b| {
         b.iter(|| {
-            let mut e = Engine::new(&cfg, 0, 1, Arc::from("b"), Arc::new(AtomicU64::new(0)));
+            let mut e = Engine::new(&cfg, 0, 1, DetectionIds::with_run(Arc::from("b"), "b"));
             for (s, end) in &calls {
                 e.on_start(s);
                 e.on_end(end);
@@ -105,7 +108,37 @@ fn bench(c: &mut Criterion) {
             black_box(rx.try_iter().map(|b| b.len()).sum::<usize>())
         })
     });
+    g.bench_function("engine_1m_distinct_callers_and_origids", |b| {
+        b.iter(|| black_box(memory_figure(&calls, &cfg)))
+    });
     g.finish();
+}
+
+/// Issue #13's memory figure: the engine's bytes (sketches and full-state keys, all kinds)
+/// after 1,000,000 calls with distinct caller IDs and distinct origids (a fresh origid per
+/// call), printed once per run next to the timings.
+fn memory_figure(calls: &[(CallStart, CallEnd)], cfg: &DetectConfig) -> usize {
+    let mut e = Engine::new(cfg, 0, 1, DetectionIds::with_run(Arc::from("b"), "b"));
+    let mut at_250k = 0;
+    for i in 0..1_000_000usize {
+        let mut s = calls[i % calls.len()].0.clone();
+        s.at = Timestamp(1_795_000_000_000_000 + i as i64 * 2_000); // 500 calls/s
+        s.keys.origid = Some(OrigidStr::new(&format!("{i:08x}-0000-4000-8000-0000")));
+        s.keys.orig_tn = canonicalize(format!("1{}", 2_125_550_000 + i as u64).as_bytes());
+        e.on_start(&s);
+        e.take_events();
+        if i + 1 == 250_000 {
+            at_250k = e.bytes();
+        }
+    }
+    eprintln!(
+        "detect/memory: {:.1} MiB after 250,000 and {:.1} MiB after 1,000,000 distinct callers \
+         and origids (max_keys {} per kind)",
+        at_250k as f64 / 1048576.0,
+        e.bytes() as f64 / 1048576.0,
+        cfg.max_keys
+    );
+    e.bytes()
 }
 
 criterion_group!(benches, bench);

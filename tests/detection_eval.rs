@@ -192,7 +192,10 @@ fn scenario_is_deterministic_labelled_and_readable_by_tshark() {
             "unsigned_flood"
         ]
     );
-    assert_eq!(kinds["legit_bulk"], 2);
+    assert_eq!(
+        kinds["legit_bulk"], 3,
+        "pharmacy, school district, call centre"
+    );
     for c in camps.iter().filter(|c| c["kind"] != "legit_bulk") {
         let (n, rate) = (
             c["calls"].as_u64().unwrap(),
@@ -289,18 +292,22 @@ fn scenario_passports_verify_in_replay() {
     );
 }
 
-/// The evaluation of issue #4 on a small scenario: every campaign kind detected within 60 s
-/// of its first call, on the right upstream peer, and no event on background calls (the
-/// pharmacy and the school district included). `evaluate` exits non-zero otherwise.
-#[test]
-fn every_campaign_detected_within_a_minute_without_false_positives() {
-    if !openssl_available() {
-        eprintln!("SKIPPED: the openssl CLI is not available (the scenario's PKI needs it)");
-        return;
-    }
+/// Generates the small scenario of `variant` and `seed`, replays it with detection and
+/// asserts the goals of issues #4 and #13 with `evaluate`: every campaign detected within 60 s
+/// of its first call (median at most 20 s), on its upstream peer, and no event resting on
+/// background calls or legitimate senders (pharmacy, school district, call centre).
+/// `relaxed`: the slow-start variant, whose goals are not met yet (docs/detection-evaluation.md:
+/// its first 30 calls at 0.5 call/s reach the rules' minimum counts after 20 to 40 s, now and
+/// then after 60): every campaign detected on its peer within 120 s, no median bound.
+fn assert_goals(variant: &str, seed: u64, relaxed: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
-    scenario(&dir, &["--scale", "small"]);
+    let seed = seed.to_string();
+    let summary = scenario(
+        &dir,
+        &["--scale", "small", "--variant", variant, "--seed", &seed],
+    );
+    assert_eq!(summary["variant"], variant);
     let detections = tmp.path().join("detections.jsonl");
     replay_scenario(&dir, "--detections", &detections);
     let eval = Command::new(common::bin())
@@ -313,16 +320,60 @@ fn every_campaign_detected_within_a_minute_without_false_positives() {
         .output()
         .unwrap();
     let e: Value = serde_json::from_slice(&eval.stdout).unwrap();
-    let report = serde_json::to_string_pretty(&e).unwrap();
+    let report = format!(
+        "{variant} seed {seed}: {}",
+        serde_json::to_string_pretty(&e).unwrap()
+    );
     assert_eq!(e["campaigns"].as_array().unwrap().len(), 8, "{report}");
+    let mut latencies = Vec::new();
     for c in e["campaigns"].as_array().unwrap() {
         assert_eq!(c["detected"], true, "{report}");
         assert_eq!(c["right_peer"], true, "{report}");
-        assert!(c["latency_s"].as_f64().unwrap() <= 60.0, "{report}");
+        let l = c["latency_s"].as_f64().unwrap();
+        assert!(l <= if relaxed { 120.0 } else { 60.0 }, "{report}");
+        latencies.push(l);
     }
+    latencies.sort_by(f64::total_cmp);
+    let median = (latencies[3] + latencies[4]) / 2.0;
+    assert!(relaxed || median <= 20.0, "median {median} s: {report}");
     assert_eq!(e["events_on_background"], 0, "{report}");
-    assert_eq!(e["passed"], true, "{report}");
-    assert!(eval.status.success(), "{report}");
+    if !relaxed {
+        assert_eq!(e["passed"], true, "{report}");
+        assert!(eval.status.success(), "{report}");
+    }
+}
+
+/// The evaluation of issue #4 on a small scenario (stable origids, as before issue #13).
+#[test]
+fn every_campaign_detected_within_a_minute_without_false_positives() {
+    if !openssl_available() {
+        eprintln!("SKIPPED: the openssl CLI is not available (the scenario's PKI needs it)");
+        return;
+    }
+    assert_goals("stable-origid", 1, false);
+}
+
+/// Issue #13: the same goals when the originators vary what real ones vary: a fresh origid
+/// per call, a rotating User-Agent, the busiest background setup's User-Agent and SDP user,
+/// a slow start, 50 calls/s, all campaigns on the busiest peer (one seed each; the full
+/// matrix of five seeds is benches/detection-matrix.sh).
+#[test]
+fn campaigns_that_vary_their_traits_are_still_detected() {
+    if !openssl_available() {
+        eprintln!("SKIPPED: the openssl CLI is not available (the scenario's PKI needs it)");
+        return;
+    }
+    let variants = [
+        "fresh-origid",
+        "ua-rotate",
+        "ua-copy",
+        "slow-start",
+        "fast",
+        "busiest-peer",
+    ];
+    for (i, v) in variants.iter().enumerate() {
+        assert_goals(v, 2 + i as u64, *v == "slow-start");
+    }
 }
 
 /// Options out of range and missing inputs are errors with a message, never a silent pass.
@@ -341,6 +392,21 @@ fn scenario_and_evaluate_refuse_bad_input() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!tmp.path().join("s").exists(), "nothing written");
+    let out = Command::new(common::bin())
+        .args(["scenario", "--variant", "sneaky", "--out"])
+        .arg(tmp.path().join("s"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown variant is a usage error"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("\"sneaky\" is not one of stable-origid"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = Command::new(common::bin())
         .args(["evaluate", "--scenario"])
         .arg(tmp.path())

@@ -175,13 +175,27 @@ fn one_ring_campaign_is_detected_with_exact_events() {
 
     assert_eq!(events.len(), 2, "{events:#?}");
     let (opened, closed) = (&events[0], &events[1]);
+    // `<sensor>:det-<run>-NNNNNN`: the run id (start time and random bits, hex) keeps ids
+    // unique across restarts; a second run of the same capture gets new ids.
+    let id = opened["detection_id"].as_str().unwrap().to_string();
+    let run = id
+        .strip_prefix("det-test:det-")
+        .and_then(|r| r.strip_suffix("-000001"))
+        .unwrap_or_else(|| panic!("{id}"));
+    assert!(
+        run.len() >= 12 && run.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
+    let (_, again) = replay(CONFIG);
+    assert_eq!(again.len(), 2);
+    assert_ne!(again[0]["detection_id"], opened["detection_id"]);
     // Full state from the third call (4 s); the tenth ended call in state is ring-11, whose
     // 487 arrives at 22 + 1.6 s: the moment of detection.
     let samples: Vec<String> = (2..12).map(|i| format!("ring-{i}")).collect();
     let expected = serde_json::json!({
         "schema": "shaken-sensor/detection/v1",
-        "record_id": format!("det-test:det-000001:opened:{}", us(23.6)),
-        "detection_id": "det-test:det-000001",
+        "record_id": format!("{id}:opened:{}", us(23.6)),
+        "detection_id": id,
         "state": "opened",
         "rule": "one_ring",
         "severity": "medium",
@@ -202,12 +216,9 @@ fn one_ring_campaign_is_detected_with_exact_events() {
     // Closed when the replay ends (last packet: bg-9's BYE at 52.5 s), same id; the view
     // now holds calls 2..19.
     assert_eq!(closed["state"], "closed");
-    assert_eq!(closed["detection_id"], "det-test:det-000001");
+    assert_eq!(closed["detection_id"], id.as_str());
     assert_eq!(closed["last_seen"], rfc3339(52.5));
-    assert_eq!(
-        closed["record_id"],
-        format!("det-test:det-000001:closed:{}", us(52.5))
-    );
+    assert_eq!(closed["record_id"], format!("{id}:closed:{}", us(52.5)));
     assert_eq!(closed["calls"], 18);
     assert_eq!(closed["sample_call_ids"].as_array().unwrap().len(), 18);
     assert_eq!(
@@ -280,7 +291,8 @@ fn detections_and_records_reach_the_collector() {
             "the collector stores the event as the sensor wrote it"
         );
         let id = s["record_id"].as_str().unwrap();
-        assert!(id.starts_with("det-test:det-000001:"), "{id}");
+        assert!(id.starts_with("det-test:det-"), "{id}");
+        assert!(id.starts_with(s["detection_id"].as_str().unwrap()), "{id}");
     }
     assert_ne!(stored[0]["record_id"], stored[1]["record_id"]);
     let calls = get("/v1/records?limit=1000");

@@ -2,7 +2,11 @@
 //! campaigns.json, sensor.toml, certs/) for evaluating campaign detection. Needs the openssl
 //! CLI (it makes the PKI). It only writes under `--out`.
 
-use crate::scenario::{generate, plan::Scale};
+use super::UsageError;
+use crate::scenario::{
+    generate,
+    plan::{Scale, Variant, VARIANTS},
+};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +30,10 @@ pub struct Args {
     /// Capture start, Unix seconds.
     #[arg(long, default_value_t = 1_795_000_000)]
     pub start: i64,
+    /// What the campaigns' originators vary: stable-origid, fresh-origid, ua-rotate,
+    /// ua-copy, slow-start, fast, busiest-peer (docs/detection-evaluation.md).
+    #[arg(long, default_value = "stable-origid")]
+    pub variant: String,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -35,6 +43,15 @@ pub enum ScaleArg {
 }
 
 pub fn main(a: Args) -> Result<ExitCode> {
+    let Some(variant) = Variant::parse(&a.variant) else {
+        let names: Vec<&str> = VARIANTS.iter().map(|v| v.name()).collect();
+        return Err(UsageError(format!(
+            "--variant {:?} is not one of {}",
+            a.variant,
+            names.join(", ")
+        ))
+        .into());
+    };
     let scale = match a.scale {
         ScaleArg::Small => Scale::Small,
         ScaleArg::Full => Scale::Full,
@@ -44,6 +61,7 @@ pub fn main(a: Args) -> Result<ExitCode> {
     o.duration_s = a.duration_s.unwrap_or(o.duration_s);
     o.seed = a.seed;
     o.start_unix = a.start;
+    o.variant = variant;
     let summary = generate::generate(&o).context("scenario")?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(ExitCode::SUCCESS)

@@ -406,6 +406,21 @@ impl Config {
             "rules.churn_min_fingerprint_share",
             r.churn_min_fingerprint_share,
         )?;
+        share("rules.churn_max_a_share", r.churn_max_a_share)?;
+        for (key, v, lo, hi) in [
+            (
+                "rules.unsigned_burst_factor",
+                r.unsigned_burst_factor,
+                1.0,
+                1000.0,
+            ),
+            ("rules.burst_factor", r.burst_factor, 1.0, 1000.0),
+            ("rules.burst_min_z", r.burst_min_z, 0.0, 100.0),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                return Err(bad(key, format!("must be between {lo} and {hi}, got {v}")));
+            }
+        }
         range(
             "rules.unsigned_min_calls",
             r.unsigned_min_calls.into(),
@@ -413,15 +428,6 @@ impl Config {
             1 << 20,
         )?;
         share("rules.unsigned_min_share", r.unsigned_min_share)?;
-        if !(1.0..=1000.0).contains(&r.unsigned_burst_factor) {
-            return Err(bad(
-                "rules.unsigned_burst_factor",
-                format!(
-                    "must be between 1 and 1000, got {}",
-                    r.unsigned_burst_factor
-                ),
-            ));
-        }
         range(
             "rules.invalid_min_calls",
             r.invalid_min_calls.into(),
@@ -713,6 +719,8 @@ mod tests {
             ("[detect]\nshards = 0\n", "detect.shards"),
             ("[detect.rules]\nneighbour_min_share = 1.5\n", "detect.rules.neighbour_min_share"),
             ("[detect.rules]\nunsigned_burst_factor = 0.5\n", "detect.rules.unsigned_burst_factor"),
+            ("[detect.rules]\nburst_min_z = -1.0\n", "detect.rules.burst_min_z"),
+            ("[detect.rules]\nchurn_max_a_share = 2.0\n", "detect.rules.churn_max_a_share"),
         ];
         for (text, key) in cases {
             let msg = Config::from_toml(text, "f.toml").unwrap_err().to_string();

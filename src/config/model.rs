@@ -636,6 +636,15 @@ pub struct DetectRules {
     pub churn_min_callers: u32,
     pub churn_min_ratio: f64,
     pub churn_min_fingerprint_share: f64,
+    /// origid_caller_churn stays quiet when more than this share of the calls is A-attested
+    /// (the signer vouches for each caller ID: a call centre's own DIDs).
+    pub churn_max_a_share: f64,
+    /// Keys that carry many originators (a peer; a peer's signer at one attestation) and
+    /// fingerprints judge rules by a burst of bad calls against the key's own earlier rate:
+    /// at least `burst_factor` times the expected count and `burst_min_z` Poisson standard
+    /// deviations above it (plus the rule's own minimum of calls).
+    pub burst_factor: f64,
+    pub burst_min_z: f64,
     /// unsigned_flood: unsigned calls in the last minute, their share (fingerprint keys), and
     /// how far above the key's own earlier unsigned rate they are.
     pub unsigned_min_calls: u32,
@@ -673,6 +682,9 @@ impl Default for DetectRules {
             churn_min_callers: 15,
             churn_min_ratio: 0.8,
             churn_min_fingerprint_share: 0.8,
+            churn_max_a_share: 0.5,
+            burst_factor: 3.0,
+            burst_min_z: 6.0,
             unsigned_min_calls: 20,
             unsigned_min_share: 0.9,
             unsigned_burst_factor: 3.0,

@@ -75,6 +75,55 @@ impl CountMin {
     }
 }
 
+/// Counts of the current and the previous epoch of stream time (two sketches swapped at each
+/// epoch boundary): "how often was this key seen in the last one to two epochs".
+#[derive(Clone, Debug)]
+pub struct RecentCounts {
+    now: CountMin,
+    prev: CountMin,
+    epoch_us: i64,
+    epoch: i64,
+}
+
+impl RecentCounts {
+    pub fn new(width: usize, depth: usize, epoch_us: i64) -> Self {
+        RecentCounts {
+            now: CountMin::new(width, depth),
+            prev: CountMin::new(width, depth),
+            epoch_us: epoch_us.max(1),
+            epoch: i64::MIN,
+        }
+    }
+
+    fn rotate(&mut self, at: i64) {
+        let epoch = at.div_euclid(self.epoch_us);
+        if epoch == self.epoch {
+            return;
+        }
+        if epoch == self.epoch.wrapping_add(1) {
+            std::mem::swap(&mut self.now, &mut self.prev);
+            self.now.clear();
+        } else if epoch > self.epoch {
+            self.now.clear();
+            self.prev.clear();
+        } else {
+            return; // time stepped back: keep counting in the current epoch
+        }
+        self.epoch = epoch;
+    }
+
+    /// Counts one occurrence at `at` (µs of stream time); returns the estimate over both
+    /// epochs.
+    pub fn add(&mut self, key: u64, at: i64) -> u32 {
+        self.rotate(at);
+        self.now.add(key).saturating_add(self.prev.estimate(key))
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.now.bytes() + self.prev.bytes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

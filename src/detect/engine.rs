@@ -3,38 +3,31 @@
 //! Time is the calls' time (capture time in replay); it never reads a clock. Single-threaded:
 //! the shard thread owns it.
 
-use super::events;
-use super::features::{Attest, CallEnd, CallKeys, CallStart, KeyKind, Verstat, KEY_KINDS};
-use super::hash::{hash_bytes, Hash64};
+use super::cms::RecentCounts;
+use super::events::{self, DetectionIds};
+use super::features::{Attest, CallEnd, CallStart, Verstat};
+use super::hash::hash_bytes;
 use super::keys::{KeyState, KeyTable, TableStats, Touch};
+use super::kinds::{fingerprint_key_hash, Judge, KeyKind, KEY_KINDS, KIND_COUNT};
 use super::nanp;
 use super::rules::{self, Ctx, OpenEvent, Rule, RULES};
+use super::window::WindowSpan;
 use crate::clock::Timestamp;
-use crate::config::DetectConfig;
+use crate::config::{DetectConfig, DetectRules};
 use crate::record::{DetectionEvent, DetectionState};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// A key's evaluation is due after this many new calls, or this much stream time.
+/// A key's evaluation is due after this many new calls, or this much stream time. Keys judged
+/// by bursts carry a peer's whole traffic: every 16 calls (still at least once a second).
 const EVAL_CALLS: u32 = 4;
+const EVAL_CALLS_BURST: u32 = 16;
 const EVAL_US: i64 = 1_000_000;
+/// A caller ID seen this often within the last one to two minutes is a line in use (a local
+/// business calling its neighbours), not a spoofed neighbour's number.
+const REPEAT_CALLER: u32 = 3;
 /// Open detections are checked for quiet, and idle keys dropped, this often (stream time).
 const SWEEP_US: i64 = 1_000_000;
-
-/// The hash that identifies (and shards) a key of one kind.
-pub fn key_hash(keys: &CallKeys, kind: KeyKind) -> Option<u64> {
-    let h = Hash64::seeded(kind as u64);
-    match kind {
-        KeyKind::Fingerprint => Some(h.u64(keys.fingerprint).finish()),
-        KeyKind::Peer => Some(h.bytes(keys.peer.as_bytes()).finish()),
-        KeyKind::Origid => keys
-            .origid
-            .as_deref()
-            .map(|o| h.bytes(o.as_bytes()).finish()),
-        KeyKind::OrigTn => keys.orig_tn.map(|t| h.bytes(t.as_bytes()).finish()),
-    }
-}
 
 /// The shard a key belongs to.
 pub fn shard_of(hash: u64, shards: usize) -> usize {
@@ -45,9 +38,10 @@ pub struct Engine {
     cfg: DetectConfig,
     shard: usize,
     shards: usize,
-    sensor: Arc<str>,
-    ids: Arc<AtomicU64>,
-    tables: [KeyTable; 4],
+    ids: Arc<DetectionIds>,
+    tables: [KeyTable; KIND_COUNT],
+    /// Every caller ID this shard sees, counted (for the neighbour signal).
+    callers: RecentCounts,
     now: Timestamp,
     started: Option<Timestamp>,
     last_sweep: Timestamp,
@@ -59,21 +53,16 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(
-        cfg: &DetectConfig,
-        shard: usize,
-        shards: usize,
-        sensor: Arc<str>,
-        ids: Arc<AtomicU64>,
-    ) -> Self {
+    pub fn new(cfg: &DetectConfig, shard: usize, shards: usize, ids: Arc<DetectionIds>) -> Self {
         Engine {
             cfg: cfg.clone(),
             shard,
             shards: shards.max(1),
-            sensor,
             ids,
             tables: KEY_KINDS
                 .map(|k| KeyTable::new(k, cfg.max_keys, cfg.sketch_width, cfg.promote_calls)),
+            // Two rows: an over-estimate only hides a neighbour call, never invents one.
+            callers: RecentCounts::new(cfg.sketch_width, 2, 60_000_000),
             now: Timestamp::ZERO,
             started: None,
             last_sweep: Timestamp::ZERO,
@@ -81,6 +70,12 @@ impl Engine {
             open_keys: HashSet::new(),
             last_idle_drop: Timestamp::ZERO,
         }
+    }
+
+    /// New rule thresholds (a SIGHUP reload): judged from the next evaluation on; windows,
+    /// keys and open detections carry over.
+    pub fn set_rules(&mut self, rules: &DetectRules) {
+        self.cfg.rules = rules.clone();
     }
 
     pub fn take_events(&mut self) -> Vec<DetectionEvent> {
@@ -101,7 +96,7 @@ impl Engine {
 
     /// Bytes held by the sketches and key states of this shard.
     pub fn bytes(&self) -> usize {
-        self.tables.iter().map(KeyTable::bytes).sum()
+        self.tables.iter().map(KeyTable::bytes).sum::<usize>() + self.callers.bytes()
     }
 
     fn advance(&mut self, at: Timestamp) {
@@ -130,8 +125,12 @@ impl Engine {
         let orig = s.keys.orig_tn;
         let dest_hash = s.dest_tn.map(|t| hash_bytes(t.as_bytes()));
         let orig_hash = orig.map(|t| hash_bytes(t.as_bytes()));
+        let repeats = orig_hash.map_or(0, |h| self.callers.add(h, s.at.0));
         let (neighbour, self_call) = match (orig, s.dest_tn) {
-            (Some(o), Some(d)) => (nanp::neighbour(&o, &d), o == d),
+            (Some(o), Some(d)) => (
+                o == d || (nanp::neighbour(&o, &d) && repeats < REPEAT_CALLER),
+                o == d,
+            ),
             _ => (false, false),
         };
         let invalid = orig.and_then(|o| nanp::invalid_caller(&o)).is_some();
@@ -140,7 +139,7 @@ impl Engine {
         // One allocation per call for the samples, shared by every key and rule it joins.
         let mut shared_id: Option<Arc<str>> = None;
         for kind in KEY_KINDS {
-            let Some(h) = key_hash(&s.keys, kind) else {
+            let Some(h) = s.keys.hash(kind) else {
                 continue;
             };
             if shard_of(h, self.shards) != self.shard {
@@ -158,16 +157,7 @@ impl Engine {
                 continue;
             };
             st.advance(s.at);
-            let sequential = match (st.last_dest, dest_num) {
-                (Some(prev), Some(d)) => {
-                    let step = d.abs_diff(prev);
-                    step >= 1 && step <= max_step
-                }
-                _ => false,
-            };
-            if dest_num.is_some() {
-                st.last_dest = dest_num;
-            }
+            let sequential = dest_num.is_some_and(|d| st.follows_recent_dest(d, max_step));
             for w in st.windows.iter_mut() {
                 let c = w.counts_mut(s.at);
                 c.calls += 1;
@@ -190,7 +180,7 @@ impl Engine {
                 c.invalid += u32::from(invalid);
                 c.sequential += u32::from(sequential);
                 c.replayed += u32::from(s.replayed);
-                w.add_numbers(dest_hash, orig_hash);
+                w.add_numbers(s.at, dest_hash, orig_hash);
             }
             let peer = &s.keys.peer;
             st.peers
@@ -199,7 +189,7 @@ impl Engine {
                 st.origids
                     .add_with(o.as_str(), |a, b| a.as_str() == b, || *o);
             }
-            if let Some(spc) = s.spc.as_ref() {
+            if let Some(spc) = s.keys.signer.as_ref().map(|s| &s.spc) {
                 st.spcs
                     .add_with(spc.as_str(), |a, b| a.as_str() == b, || *spc);
             }
@@ -213,9 +203,9 @@ impl Engine {
                 (Rule::ReplayedPassport, s.replayed),
             ];
             for (rule, on) in signals {
-                if on && rule.applies(kind) {
+                if on && kind.watches(rule) {
                     let id = shared_id.get_or_insert_with(|| Arc::from(s.call_id.as_str()));
-                    st.sample(rule as usize, id);
+                    st.sample(rule as usize, id, s.keys.fingerprint);
                 }
             }
             st.unevaluated += 1;
@@ -232,7 +222,7 @@ impl Engine {
         let short = e.answered && e.duration_ms.is_some_and(|ms| ms < r.short_max_duration_ms);
         let not_found = matches!(e.final_code, Some(404) | Some(484));
         for kind in KEY_KINDS {
-            let Some(h) = key_hash(&e.keys, kind) else {
+            let Some(h) = e.keys.hash(kind) else {
                 continue;
             };
             if shard_of(h, self.shards) != self.shard {
@@ -252,11 +242,19 @@ impl Engine {
                 c.not_found += u32::from(not_found);
                 c.duration_ms += e.duration_ms.unwrap_or(0);
             }
-            if quick_cancel && Rule::OneRing.applies(kind) {
-                st.sample(Rule::OneRing as usize, &Arc::from(e.call_id.as_str()));
+            let fp = e.keys.fingerprint;
+            if quick_cancel && kind.watches(Rule::OneRing) {
+                st.sample(Rule::OneRing as usize, &Arc::from(e.call_id.as_str()), fp);
             }
-            if (short || !e.answered) && Rule::ShortCalls.applies(kind) {
-                st.sample(Rule::ShortCalls as usize, &Arc::from(e.call_id.as_str()));
+            // Where bursts are judged (many originators), samples are the short calls alone:
+            // a busy peer's unanswered calls are everyone's.
+            let unanswered_sample = !e.answered && kind.judge() != Judge::Burst;
+            if (short || unanswered_sample) && kind.watches(Rule::ShortCalls) {
+                st.sample(
+                    Rule::ShortCalls as usize,
+                    &Arc::from(e.call_id.as_str()),
+                    fp,
+                );
             }
             st.unevaluated += 1;
             self.maybe_evaluate(kind, h);
@@ -268,9 +266,13 @@ impl Engine {
     fn maybe_evaluate(&mut self, kind: KeyKind, hash: u64) {
         let at = self.now;
         let update_us = (self.cfg.update_s as i64).saturating_mul(1_000_000);
+        let every = match kind.judge() {
+            Judge::Burst => EVAL_CALLS_BURST,
+            _ => EVAL_CALLS,
+        };
         let due = self.tables[kind as usize]
             .get_mut(hash)
-            .is_some_and(|st| st.unevaluated >= EVAL_CALLS || at.0 - st.last_eval.0 >= EVAL_US);
+            .is_some_and(|st| st.unevaluated >= every || at.0 - st.last_eval.0 >= EVAL_US);
         if !due {
             return;
         }
@@ -287,19 +289,27 @@ impl Engine {
         st.unevaluated = 0;
         st.last_eval = at;
         for rule in RULES {
-            if !rule.applies(kind) {
+            if !kind.watches(rule) {
                 continue;
             }
             let Some(hit) = rules::check(rule, st, &ctx) else {
                 continue;
             };
             let i = rule as usize;
+            // Only the hour-long window outlives a campaign's detection by long enough to
+            // reopen it on the campaign's old calls plus background.
+            let stale = hit.window == WindowSpan::M60
+                && st
+                    .window(hit.window)
+                    .view()
+                    .first_seen
+                    .is_some_and(|f| f <= st.closed_hold[i]);
             match st.open[i].as_mut() {
-                None if folded[i] => {}
+                None if folded[i] || stale => {}
                 None => {
-                    let id = self.ids.fetch_add(1, Ordering::Relaxed) + 1;
+                    let id = self.ids.next();
                     let ev = events::build(
-                        &self.sensor,
+                        &self.ids,
                         id,
                         DetectionState::Opened,
                         rule,
@@ -327,7 +337,7 @@ impl Engine {
                         open.last_emit = at;
                         let (id, hit) = (open.id, open.hit.clone());
                         self.out.push(events::build(
-                            &self.sensor,
+                            &self.ids,
                             id,
                             DetectionState::Updated,
                             rule,
@@ -342,31 +352,25 @@ impl Engine {
         }
     }
 
-    /// Rules already open on the fingerprint that carries a caller ID's or origid's calls: the
-    /// campaign is reported once, on its fingerprint, not again per rotating caller ID.
+    /// Rules already open on the fingerprint of the key's latest sample call for that rule:
+    /// the campaign is reported once, on its fingerprint, not again per rotating caller ID,
+    /// per origid or on its peer (the fingerprint's key may live on another shard: then it is
+    /// reported there and here).
     fn folded_rules(&mut self, kind: KeyKind, hash: u64) -> [bool; rules::RULE_COUNT] {
         let mut folded = [false; rules::RULE_COUNT];
-        if !matches!(kind, KeyKind::OrigTn | KeyKind::Origid) {
+        if kind == KeyKind::Fingerprint {
             return folded;
         }
-        let Some(top) = self.tables[kind as usize]
+        let Some(fps) = self.tables[kind as usize]
             .get_mut(hash)
-            .and_then(|st| st.fingerprints.top().first().map(|f| f.item))
+            .map(|st| st.sample_fp)
         else {
             return folded;
         };
-        let keys = CallKeys {
-            fingerprint: top,
-            peer: Arc::from(""),
-            origid: None,
-            orig_tn: None,
-        };
-        let Some(fp_hash) = key_hash(&keys, KeyKind::Fingerprint) else {
-            return folded;
-        };
-        if let Some(fp) = self.tables[KeyKind::Fingerprint as usize].get_mut(fp_hash) {
-            for (f, o) in folded.iter_mut().zip(fp.open.iter()) {
-                *f = o.is_some();
+        let fp_table = &mut self.tables[KeyKind::Fingerprint as usize];
+        for (i, fp) in fps.iter().enumerate() {
+            if let Some(st) = fp_table.get_mut(fingerprint_key_hash(*fp)) {
+                folded[i] = st.open[i].is_some();
             }
         }
         folded
@@ -392,8 +396,9 @@ impl Engine {
                     continue;
                 }
                 if let Some(o) = st.open[i].take() {
+                    st.closed_hold[i] = o.last_hold;
                     self.out.push(events::build(
-                        &self.sensor,
+                        &self.ids,
                         o.id,
                         DetectionState::Closed,
                         rule,
@@ -422,7 +427,7 @@ impl Engine {
             for rule in RULES {
                 if let Some(o) = st.open[rule as usize].take() {
                     self.out.push(events::build(
-                        &self.sensor,
+                        &self.ids,
                         o.id,
                         DetectionState::Closed,
                         rule,

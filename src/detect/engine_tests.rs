@@ -4,14 +4,15 @@
 //! background never fire; memory stays bounded with 1,000,000 distinct caller IDs.
 
 use super::engine::Engine;
+use super::events::DetectionIds;
 use super::features::{
-    Attest, CallEnd, CallIdStr, CallKeys, CallStart, KeyKind, OrigidStr, SpcStr, Verstat,
+    Attest, CallEnd, CallIdStr, CallKeys, CallStart, OrigidStr, Signer, SpcStr, Verstat,
 };
+use super::kinds::KeyKind;
 use crate::clock::Timestamp;
 use crate::config::DetectConfig;
 use crate::record::{DetectionEvent, DetectionState};
 use crate::sip::tn::{canonicalize, Tn};
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 const T0: i64 = 1_795_000_000;
@@ -93,6 +94,10 @@ impl Call {
         CallKeys {
             fingerprint: self.fingerprint,
             peer: Arc::from(self.peer),
+            signer: self.origid.map(|_| Signer {
+                spc: SpcStr::new("111A"),
+                attest: self.attest,
+            }),
             origid: self.origid.map(OrigidStr::new),
             orig_tn: Some(tn(&self.orig)),
         }
@@ -111,7 +116,6 @@ impl Call {
             } else {
                 Verstat::NoValidation
             },
-            spc: self.origid.map(|_| SpcStr::new("111A")),
             unsigned: self.origid.is_none(),
             replayed: self.replayed,
             verify_failed: false,
@@ -146,7 +150,7 @@ fn run(calls: &[Call]) -> Vec<DetectionEvent> {
 }
 
 fn run_with(calls: &[Call], cfg: &DetectConfig) -> Vec<DetectionEvent> {
-    let mut engine = Engine::new(cfg, 0, 1, Arc::from("t"), Arc::new(AtomicU64::new(0)));
+    let mut engine = Engine::new(cfg, 0, 1, DetectionIds::with_run(Arc::from("t"), "r"));
     let mut feed: Vec<(f64, bool, usize)> = Vec::new();
     for (i, c) in calls.iter().enumerate() {
         feed.push((c.at, true, i));
@@ -337,12 +341,42 @@ fn neighbour_spoofing_fires() {
 fn origid_caller_churn_fires() {
     let ev = with_campaign(4, 600.0, 300, 1.0, |rng, i, at| {
         let mut c = Call::signed(at, format!("ch-{i}"), "carrier-bravo", 6, "churn-origid");
+        // The signer cannot vouch for caller IDs that change with every call: B.
+        c.attest = Attest::B;
         c.orig = rng.number();
         c.dest = rng.number();
         c.answered = Some(90.0); // answered, long: outcomes arrive too late to matter
         c
     });
     assert_detected(&ev, "origid_caller_churn", "ch-", 600.0, "carrier-bravo");
+}
+
+/// Issue #13: a call centre (one PBX, one origid, 200 agents' DIDs of its own, A-attested,
+/// answered long calls) churns caller IDs within a minute like a dialer, and stays quiet;
+/// the same setup whose signer could not vouch for the numbers (B) and whose numbers never
+/// repeat is the dialer, and fires.
+#[test]
+fn call_centre_churn_stays_quiet() {
+    let mut rng = Lcg(14);
+    let dids: Vec<String> = (0..200)
+        .map(|i| format!("1312555{:04}", 2000 + i))
+        .collect();
+    let mut calls = background(&mut rng, 0.0, 1800.0, 10.0);
+    for i in 0..1800 {
+        let mut c = Call::signed(
+            600.0 + i as f64 / 1.5,
+            format!("cc-{i}"),
+            "carrier-delta",
+            21,
+            "call-centre-pbx",
+        );
+        c.orig = dids[rng.below(200) as usize].clone();
+        c.dest = rng.number();
+        c.answered = (rng.below(100) < 75).then(|| 60.0 + rng.below(600) as f64);
+        calls.push(c);
+    }
+    let events = run(&calls);
+    assert!(events.is_empty(), "{events:#?}");
 }
 
 #[test]
@@ -505,6 +539,40 @@ fn events_open_update_and_close() {
     );
 }
 
+/// `[detect.rules]` reloaded on SIGHUP reach a running engine: with replayed_min_calls raised
+/// to 50 mid-stream, a replayed token on 40 calls that would fire stays quiet; set back, it
+/// fires on the next calls.
+#[test]
+fn reloaded_rule_thresholds_apply_to_a_running_engine() {
+    let mut engine = Engine::new(
+        &DetectConfig::default(),
+        0,
+        1,
+        DetectionIds::with_run(Arc::from("t"), "r"),
+    );
+    let mut rng = Lcg(16);
+    let call = |rng: &mut Lcg, i: usize| {
+        let mut c = Call::signed(i as f64, format!("rp-{i}"), "carrier-bravo", 11, "o");
+        c.orig = "14045550300".into();
+        c.dest = rng.number();
+        c.replayed = true;
+        c
+    };
+    let mut strict = DetectConfig::default().rules;
+    strict.replayed_min_calls = 50;
+    engine.set_rules(&strict);
+    for i in 0..40 {
+        engine.on_start(&call(&mut rng, i).start());
+    }
+    assert!(engine.take_events().is_empty());
+    engine.set_rules(&DetectConfig::default().rules);
+    for i in 40..45 {
+        engine.on_start(&call(&mut rng, i).start());
+    }
+    let ev = engine.take_events();
+    assert!(ev.iter().any(|e| e.rule == "replayed_passport"), "{ev:#?}");
+}
+
 #[test]
 fn memory_stays_bounded_with_a_million_distinct_callers() {
     // The caller-ID key table (the kind with the most distinct keys) takes 1,000,000 distinct
@@ -583,4 +651,78 @@ fn steady_unsigned_peers_never_fire() {
     }
     let events = run(&calls);
     assert!(events.is_empty(), "{events:#?}");
+}
+
+/// Issue #13: the whole engine (every key kind) under 1,000,000 distinct caller IDs and
+/// 1,000,000 distinct origids (a signer minting one per call), 500 calls per second through
+/// four peers: every kind's table stays at or under `max_keys`, the bytes stop growing once
+/// the tables are full, and no detection fires on this unremarkable traffic.
+#[test]
+fn engine_memory_is_flat_under_a_million_callers_and_origids() {
+    let cfg = DetectConfig {
+        max_keys: 256,
+        ..DetectConfig::default()
+    };
+    let mut engine = Engine::new(&cfg, 0, 1, DetectionIds::with_run(Arc::from("t"), "r"));
+    let peers = [
+        "carrier-alpha",
+        "carrier-bravo",
+        "wholesale-charlie",
+        "carrier-delta",
+    ];
+    let mut rng = Lcg(15);
+    let mut sizes = Vec::new();
+    let mut events = Vec::new();
+    for i in 0..1_000_000u64 {
+        let mut c = Call::signed(
+            i as f64 / 500.0,
+            format!("m-{i}"),
+            peers[(i % 4) as usize],
+            i % 64,
+            "unused",
+        );
+        // Valid random NANP numbers: about 1,000,000 distinct callers (6.4e9 possible).
+        c.orig = rng.number();
+        c.dest = rng.number();
+        let mut s = c.start();
+        s.keys.origid = Some(OrigidStr::new(&format!(
+            "{i:08x}-0000-4000-8000-000000000000"
+        )));
+        engine.on_start(&s);
+        events.extend(
+            engine
+                .take_events()
+                .into_iter()
+                .map(|e| (e.rule, e.key.kind, e.key.value, e.evidence)),
+        );
+        if (i + 1) % 250_000 == 0 {
+            sizes.push(engine.bytes());
+        }
+    }
+    for kind in super::kinds::KEY_KINDS {
+        assert!(engine.keys(kind) <= cfg.max_keys, "{kind:?}");
+    }
+    // A key seen once (each origid, each caller) earns full state only by a sketch collision
+    // (a few in a million): the sketch counts them.
+    assert!(
+        engine.keys(KeyKind::Origid) < 200,
+        "{}",
+        engine.keys(KeyKind::Origid)
+    );
+    assert!(
+        engine.keys(KeyKind::OrigTn) < 200,
+        "{}",
+        engine.keys(KeyKind::OrigTn)
+    );
+    assert_eq!(engine.keys(KeyKind::Peer), 4);
+    assert!(
+        sizes[3] <= sizes[1] + sizes[1] / 10,
+        "no growth with more keys: {sizes:?}"
+    );
+    // Sketches (5 kinds x 2 epochs x 4 rows x 65,536 x 4 bytes = 10 MiB) plus the states.
+    assert!(
+        sizes[3] <= 10 * 1024 * 1024 + 5 * cfg.max_keys * 16 * 1024,
+        "{sizes:?}"
+    );
+    assert!(events.is_empty(), "{events:?}");
 }

@@ -1,24 +1,62 @@
 //! Builds a [`DetectionEvent`] from a key's state, the rule and the hit: the window's counts,
-//! the key's top peers/origids/SPCs and the rule's sample calls. Ids are `<sensor>:det-NNNNNN`,
-//! from a counter shared by the shards.
+//! the key's top peers/origids/SPCs and the rule's sample calls. Ids are
+//! `<sensor>:det-<run>-NNNNNN`: a counter shared by the shards, behind a run id (start time and
+//! random bits) so a restarted sensor never reuses an id an analyst already holds.
 
-use super::features::{KeyKind, VERSTATS};
+use super::features::VERSTATS;
 use super::fingerprint::fingerprint_hex;
 use super::keys::KeyState;
+use super::kinds::KeyKind;
 use super::rules::{Hit, Rule};
 use crate::clock::Timestamp;
 use crate::record::{
     AttestMix, DetectionEvent, DetectionKey, DetectionState, PeerCalls, DETECTION_SCHEMA,
 };
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-pub fn detection_id(sensor: &str, n: u64) -> String {
-    format!("{sensor}:det-{n:06}")
+/// Detection ids of one sensor run, shared by its shards.
+pub struct DetectionIds {
+    sensor: Arc<str>,
+    run: String,
+    next: AtomicU64,
+}
+
+impl DetectionIds {
+    /// A new run: its id is the wall-clock start (seconds, hex) and 16 random bits.
+    pub fn new(sensor: Arc<str>) -> Arc<Self> {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut rand = [0u8; 2];
+        // Without random bits two starts within one second could collide; the time still
+        // separates every other restart.
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut rand);
+        Self::with_run(sensor, &format!("{secs:x}{:04x}", u16::from_be_bytes(rand)))
+    }
+
+    /// A fixed run id (tests, benchmarks).
+    pub fn with_run(sensor: Arc<str>, run: &str) -> Arc<Self> {
+        Arc::new(DetectionIds {
+            sensor,
+            run: run.to_string(),
+            next: AtomicU64::new(0),
+        })
+    }
+
+    pub fn next(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub fn id(&self, n: u64) -> String {
+        format!("{}:det-{}-{n:06}", self.sensor, self.run)
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
 pub fn build(
-    sensor: &str,
+    ids: &DetectionIds,
     id: u64,
     state: DetectionState,
     rule: Rule,
@@ -43,7 +81,7 @@ pub fn build(
         .filter(|(_, n)| **n > 0)
         .map(|((_, name), n)| (*name, u64::from(*n)))
         .collect();
-    let detection_id = detection_id(sensor, id);
+    let detection_id = ids.id(id);
     DetectionEvent {
         schema: DETECTION_SCHEMA,
         record_id: format!("{detection_id}:{}:{}", state.as_str(), at.micros()),

@@ -4,7 +4,8 @@
 //! outcome when the record is written. Both carry the call's keys so any shard can place them.
 //! Built from the dialog state or the CallRecord; never holds borrowed packet data.
 
-use super::fingerprint::fingerprint_hex;
+use super::hash::Hash64;
+use super::kinds::KeyKind;
 use crate::clock::Timestamp;
 use crate::record::{CallRecord, ShakenResult};
 use crate::sip::tn::{canonicalize, Tn};
@@ -74,33 +75,6 @@ pub type CallIdStr = InlineStr<128>;
 pub type OrigidStr = InlineStr<64>;
 pub type SpcStr = InlineStr<16>;
 
-/// The kinds of key a detector keeps windows for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum KeyKind {
-    Fingerprint = 0,
-    Peer = 1,
-    Origid = 2,
-    OrigTn = 3,
-}
-
-pub const KEY_KINDS: [KeyKind; 4] = [
-    KeyKind::Fingerprint,
-    KeyKind::Peer,
-    KeyKind::Origid,
-    KeyKind::OrigTn,
-];
-
-impl KeyKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyKind::Fingerprint => "fingerprint",
-            KeyKind::Peer => "peer",
-            KeyKind::Origid => "origid",
-            KeyKind::OrigTn => "orig_tn",
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Attest {
     A,
@@ -147,26 +121,41 @@ impl Verstat {
     }
 }
 
-/// The keys a call counts under. `origid` and `orig_tn` are absent for unsigned calls and
-/// calls without a number.
+/// Who signed a call, as far as keys go: the signer's SPC and the attestation it gave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Signer {
+    pub spc: SpcStr,
+    pub attest: Attest,
+}
+
+/// The keys a call counts under. `origid`, `signer` and `orig_tn` are absent for unsigned
+/// calls and calls without a number.
 #[derive(Clone, Debug)]
 pub struct CallKeys {
     pub fingerprint: u64,
     pub peer: Arc<str>,
+    pub signer: Option<Signer>,
     pub origid: Option<OrigidStr>,
     pub orig_tn: Option<Tn>,
 }
 
 impl CallKeys {
+    /// The hash that identifies (and shards) the call's key of one kind.
+    pub fn hash(&self, kind: KeyKind) -> Option<u64> {
+        (kind.def().hash)(self, Hash64::seeded(kind as u64))
+    }
+
     /// The key value of one kind, as it appears in events.
     pub fn value(&self, kind: KeyKind) -> Option<String> {
-        match kind {
-            KeyKind::Fingerprint => Some(fingerprint_hex(self.fingerprint)),
-            KeyKind::Peer => Some(self.peer.to_string()),
-            KeyKind::Origid => self.origid.as_ref().map(|o| o.to_string()),
-            KeyKind::OrigTn => self.orig_tn.map(|t| t.to_string()),
-        }
+        (kind.def().value)(self)
     }
+}
+
+fn signer_of(shaken: &ShakenResult) -> Option<Signer> {
+    Some(Signer {
+        spc: SpcStr::new(shaken.spc.as_deref()?),
+        attest: Attest::parse(shaken.attest.as_deref()),
+    })
 }
 
 /// What is known once the call's verdict is in.
@@ -179,7 +168,6 @@ pub struct CallStart {
     pub dest_tn: Option<Tn>,
     pub attest: Attest,
     pub verstat: Verstat,
-    pub spc: Option<SpcStr>,
     /// The INVITE carried no Identity header.
     pub unsigned: bool,
     /// The same PASSporT was seen on another call (the verifier's flag).
@@ -220,6 +208,7 @@ pub fn start_from_parts(
         keys: CallKeys {
             fingerprint,
             peer,
+            signer: signer_of(shaken),
             origid: shaken.origid.as_deref().map(OrigidStr::new),
             orig_tn,
         },
@@ -227,7 +216,6 @@ pub fn start_from_parts(
         dest_tn,
         attest: Attest::parse(shaken.attest.as_deref()),
         verstat: Verstat::parse(shaken.verstat.as_deref()),
-        spc: shaken.spc.as_deref().map(SpcStr::new),
         unsigned: shaken.identity_headers == 0,
         replayed: shaken.replayed,
         verify_failed: shaken.code.is_some_and(|c| c != 436),
@@ -242,6 +230,7 @@ fn keys_of(r: &CallRecord) -> CallKeys {
             .and_then(|h| u64::from_str_radix(h, 16).ok())
             .unwrap_or(0),
         peer: r.upstream.peer.clone(),
+        signer: signer_of(&r.shaken),
         origid: r.shaken.origid.as_deref().map(OrigidStr::new),
         orig_tn: r
             .orig_tn

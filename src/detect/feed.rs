@@ -3,8 +3,9 @@
 //! over many calls). Live: `try_send`, a full shard queue drops the batch and counts it, so
 //! detection never slows capture. Replay: `send` waits, nothing is lost.
 
-use super::engine::{key_hash, shard_of};
-use super::features::{CallEnd, CallKeys, CallStart, KEY_KINDS};
+use super::engine::shard_of;
+use super::features::{CallEnd, CallKeys, CallStart};
+use super::kinds::KEY_KINDS;
 use crate::clock::Timestamp;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use prometheus::IntCounter;
@@ -70,7 +71,7 @@ impl DetectFeed {
         }
         KEY_KINDS
             .iter()
-            .filter_map(|&k| key_hash(keys, k))
+            .filter_map(|&k| keys.hash(k))
             .fold(0u64, |m, h| m | 1 << shard_of(h, n))
     }
 

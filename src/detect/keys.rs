@@ -5,8 +5,9 @@
 //! key (calls in its 10-minute window) only if its own estimate is larger; keys with an open
 //! detection are spared while others can go. Memory is bounded by the caps whatever the input.
 
-use super::cms::CountMin;
-use super::features::{KeyKind, OrigidStr, SpcStr};
+use super::cms::RecentCounts;
+use super::features::{OrigidStr, SpcStr};
+use super::kinds::KeyKind;
 use super::rules::{OpenEvent, RULE_COUNT};
 use super::space_saving::SpaceSaving;
 use super::window::{Window, WindowSpan, SPANS};
@@ -14,6 +15,8 @@ use crate::clock::Timestamp;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+/// Destinations remembered per key for sequential dialling.
+const RECENT_DESTS: usize = 8;
 /// Call-IDs kept per rule and key (the event's `sample_call_ids`).
 pub const SAMPLES: usize = 20;
 /// Entries of each key's top lists (peers, origids, SPCs, fingerprints).
@@ -34,14 +37,23 @@ pub struct KeyState {
     pub created: Timestamp,
     pub last_seen: Timestamp,
     pub windows: [Window; 3],
-    /// The previous destination (as a number), for sequential dialling.
-    pub last_dest: Option<u64>,
+    /// The latest destinations (as numbers, a ring), for sequential dialling: a dialer's
+    /// calls interleave with others' on a shared key, and a rotating User-Agent interleaves
+    /// its own fingerprints.
+    /// (destination, whether it followed one before it)
+    recent_dests: [(u64, bool); RECENT_DESTS],
+    recent_next: usize,
     pub samples: [VecDeque<Arc<str>>; RULE_COUNT],
+    /// Fingerprint of each rule's latest sample call (to fold a rule open on it).
+    pub sample_fp: [u64; RULE_COUNT],
     pub peers: SpaceSaving<PeerItem>,
     pub origids: SpaceSaving<OrigidStr>,
     pub spcs: SpaceSaving<SpcStr>,
     pub fingerprints: SpaceSaving<u64>,
     pub open: [Option<OpenEvent>; RULE_COUNT],
+    /// When each rule last held before its detection closed: a window still holding calls
+    /// from before then holds the closed detection's evidence, not a new campaign.
+    pub closed_hold: [Timestamp; RULE_COUNT],
     pub last_eval: Timestamp,
     pub unevaluated: u32,
 }
@@ -55,13 +67,16 @@ impl KeyState {
             created: now,
             last_seen: now,
             windows: SPANS.map(|s| Window::new(s, now)),
-            last_dest: None,
+            recent_dests: [(0, false); RECENT_DESTS],
+            recent_next: 0,
             samples: Default::default(),
+            sample_fp: [0; RULE_COUNT],
             peers: SpaceSaving::new(TOP_K),
             origids: SpaceSaving::new(TOP_K),
             spcs: SpaceSaving::new(TOP_K),
             fingerprints: SpaceSaving::new(TOP_K),
             open: Default::default(),
+            closed_hold: [Timestamp::ZERO; RULE_COUNT],
             last_eval: Timestamp::ZERO,
             unevaluated: 0,
         }
@@ -78,9 +93,29 @@ impl KeyState {
         self.last_seen = self.last_seen.max(now);
     }
 
+    /// Whether `dest` continues a run: it is within `max_step` (and not equal) of one of the
+    /// key's latest destinations, which itself followed an earlier one. Two near numbers are
+    /// chance on a busy key (local calls into one exchange); three in a row are a dialer.
+    /// Remembers `dest`.
+    pub fn follows_recent_dest(&mut self, dest: u64, max_step: u64) -> bool {
+        let mut near = false;
+        let mut run = false;
+        for &(prev, chained) in &self.recent_dests {
+            let step = dest.abs_diff(prev);
+            if prev != 0 && step >= 1 && step <= max_step {
+                near = true;
+                run |= chained;
+            }
+        }
+        self.recent_dests[self.recent_next] = (dest, near);
+        self.recent_next = (self.recent_next + 1) % RECENT_DESTS;
+        run
+    }
+
     /// Remembers a call that matched `rule` (a call reaches a rule's ring once: starts and
-    /// ends feed different rules).
-    pub fn sample(&mut self, rule: usize, call_id: &Arc<str>) {
+    /// ends feed different rules) and the call's fingerprint.
+    pub fn sample(&mut self, rule: usize, call_id: &Arc<str>, fingerprint: u64) {
+        self.sample_fp[rule] = fingerprint;
         let ring = &mut self.samples[rule];
         if ring.len() >= SAMPLES {
             ring.pop_front();
@@ -122,9 +157,7 @@ pub struct KeyTable {
     kind: KeyKind,
     cap: usize,
     promote: u32,
-    cms_now: CountMin,
-    cms_prev: CountMin,
-    epoch: i64,
+    counts: RecentCounts,
     /// Key hash → slot (the keys are already well-mixed hashes: a fast hasher is enough).
     index: HashMap<u64, usize, ahash::RandomState>,
     slots: Vec<Option<KeyState>>,
@@ -146,9 +179,7 @@ impl KeyTable {
             kind,
             cap: cap.max(1),
             promote: promote.max(1),
-            cms_now: CountMin::new(sketch_width, 4),
-            cms_prev: CountMin::new(sketch_width, 4),
-            epoch: i64::MIN,
+            counts: RecentCounts::new(sketch_width, 4, EPOCH_US),
             index: HashMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
@@ -165,23 +196,6 @@ impl KeyTable {
         self.index.is_empty()
     }
 
-    fn rotate(&mut self, now: Timestamp) {
-        let epoch = now.0.div_euclid(EPOCH_US);
-        if epoch == self.epoch {
-            return;
-        }
-        if epoch == self.epoch.wrapping_add(1) {
-            std::mem::swap(&mut self.cms_now, &mut self.cms_prev);
-            self.cms_now.clear();
-        } else if epoch > self.epoch {
-            self.cms_now.clear();
-            self.cms_prev.clear();
-        } else {
-            return; // time stepped back: keep counting in the current epoch
-        }
-        self.epoch = epoch;
-    }
-
     /// Counts one call of the key `hash`; returns its full state when it has (or earns) one.
     /// `evicted` receives a key pushed out to make room (its open detections must be closed).
     pub fn touch(
@@ -191,17 +205,13 @@ impl KeyTable {
         value: impl FnOnce() -> Box<str>,
         evicted: &mut dyn FnMut(KeyState),
     ) -> Touch<'_> {
-        self.rotate(now);
         if let Some(&i) = self.index.get(&hash) {
             return match self.slots[i].as_mut() {
                 Some(st) => Touch::Full(st),
                 None => Touch::Sketched,
             };
         }
-        let estimate = self
-            .cms_now
-            .add(hash)
-            .saturating_add(self.cms_prev.estimate(hash));
+        let estimate = self.counts.add(hash, now.0);
         if estimate < self.promote {
             return Touch::Sketched;
         }
@@ -294,8 +304,7 @@ impl KeyTable {
 
     /// Bytes held: the sketches plus every full state.
     pub fn bytes(&self) -> usize {
-        self.cms_now.bytes()
-            + self.cms_prev.bytes()
+        self.counts.bytes()
             + self.index.capacity() * 24
             + self.slots.capacity() * std::mem::size_of::<Option<KeyState>>()
             + self

@@ -14,6 +14,7 @@ pub mod fingerprint;
 pub mod hash;
 pub mod hll;
 pub mod keys;
+pub mod kinds;
 pub mod nanp;
 pub mod rules;
 pub mod space_saving;

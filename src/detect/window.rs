@@ -2,8 +2,10 @@
 //! Each window is two half-window generations aligned on the stream's time (packet time in
 //! replay): the view is the current generation plus the previous one, so it always covers
 //! between one half and one whole window of history (never less, which would hide a campaign
-//! at a boundary). Memory is fixed per key; time only moves forward (late messages count in
-//! the current generation).
+//! at a boundary). Memory is fixed per key; time only moves forward. A late message (a call
+//! whose verdict landed seconds after its INVITE) counts in the generation its time falls in
+//! while that is still kept, so late calls do not pile up into a false burst; older ones count
+//! in the current generation.
 
 use super::hll::Hll;
 use crate::clock::Timestamp;
@@ -116,6 +118,7 @@ impl Generation {
 
 #[derive(Clone, Debug)]
 pub struct Window {
+    span: WindowSpan,
     half: i64,
     cur: Generation,
     prev: Generation,
@@ -123,6 +126,7 @@ pub struct Window {
 
 /// A window's current content.
 pub struct View<'a> {
+    pub span: WindowSpan,
     pub counts: Counts,
     pub first_seen: Option<Timestamp>,
     w: &'a Window,
@@ -149,6 +153,7 @@ impl Window {
         let half = span.micros() / 2;
         let start = now.0.div_euclid(half) * half;
         Window {
+            span,
             half,
             cur: Generation::new(start),
             prev: Generation::new(start - half),
@@ -170,20 +175,31 @@ impl Window {
         }
     }
 
-    /// The current generation's counts, to add to; `at` is remembered as first seen.
-    pub fn counts_mut(&mut self, at: Timestamp) -> &mut Counts {
-        if self.cur.first_seen.is_none() {
-            self.cur.first_seen = Some(at);
+    /// The generation `at` falls in (the current one for anything older than the previous).
+    fn generation_mut(&mut self, at: Timestamp) -> &mut Generation {
+        if at.0 < self.cur.start && at.0 >= self.prev.start {
+            &mut self.prev
+        } else {
+            &mut self.cur
         }
-        &mut self.cur.counts
     }
 
-    pub fn add_numbers(&mut self, dest_hash: Option<u64>, orig_hash: Option<u64>) {
+    /// The counts of the generation `at` falls in, to add to; `at` is remembered as first seen.
+    pub fn counts_mut(&mut self, at: Timestamp) -> &mut Counts {
+        let g = self.generation_mut(at);
+        if g.first_seen.is_none_or(|f| at < f && at.0 >= g.start) {
+            g.first_seen = Some(at);
+        }
+        &mut g.counts
+    }
+
+    pub fn add_numbers(&mut self, at: Timestamp, dest_hash: Option<u64>, orig_hash: Option<u64>) {
+        let g = self.generation_mut(at);
         if let Some(h) = dest_hash {
-            self.cur.dest.insert(h);
+            g.dest.insert(h);
         }
         if let Some(h) = orig_hash {
-            self.cur.orig.insert(h);
+            g.orig.insert(h);
         }
     }
 
@@ -195,6 +211,7 @@ impl Window {
             (a, b) => a.or(b),
         };
         View {
+            span: self.span,
             counts,
             first_seen,
             w: self,
@@ -218,7 +235,7 @@ mod tests {
             let now = Timestamp::from_secs(t0.as_secs() + s);
             w.advance(now);
             w.counts_mut(now).calls += 1;
-            w.add_numbers(Some(s as u64 * 7919), None);
+            w.add_numbers(now, Some(s as u64 * 7919), None);
         }
         // At t0+89 s the generations are [60,90) and [30,60): 60 calls, first at t0+30.
         let v = w.view();

@@ -167,12 +167,7 @@ impl Call {
     }
 
     fn fingerprint(&self) -> u64 {
-        let s = self.shaken.as_deref();
-        fingerprint::fingerprint(
-            self.origin,
-            s.and_then(|s| s.origid.as_deref()),
-            s.and_then(|s| s.spc.as_deref()),
-        )
+        fingerprint::of_call(self.origin, self.shaken.as_deref())
     }
 
     /// The call's features for the detectors, once: when its verdict is on it (or at once

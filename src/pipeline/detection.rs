@@ -1,19 +1,21 @@
 //! Detector shard threads: each owns an [`Engine`] and drains its bounded queue of feature
 //! batches; events go to one `Sender<DetectionEvent>` read by the detections sink thread (JSON
 //! lines, and the collector push queue when push is on). A shard stops when every worker's feed is gone, closing
-//! its open detections as of the last time it saw.
+//! its open detections as of the last time it saw. Rule thresholds follow SIGHUP reloads (the
+//! shard compares the configuration generation once per batch).
 
+use super::reload::LiveConfig;
 use crate::config::DetectConfig;
 use crate::detect::engine::Engine;
-use crate::detect::features::KEY_KINDS;
+use crate::detect::events::DetectionIds;
 use crate::detect::feed::{DetectFeed, DetectMsg};
+use crate::detect::kinds::{KEY_KINDS, KIND_COUNT};
 use crate::export::jsonl::{JsonlError, JsonlWriter};
 use crate::export::push::PushQueue;
 use crate::export::spool::Kind;
 use crate::metrics::Metrics;
 use crate::record::DetectionEvent;
 use crossbeam_channel::{bounded, Receiver, Sender};
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::thread;
 
@@ -40,6 +42,7 @@ impl Detection {
         wait: bool,
         push: Option<PushQueue>,
         hep: Option<Sender<(String, Vec<String>)>>,
+        live: Arc<LiveConfig>,
     ) -> Result<Detection, super::PipelineError> {
         let mut writer = JsonlWriter::open(path)?;
         let (tx, rx) = bounded::<DetectionEvent>(4096);
@@ -71,8 +74,8 @@ impl Detection {
                 Ok(())
             })
             .map_err(super::PipelineError::Spawn)?;
-        let (feed, shards) =
-            spawn(cfg, sensor, metrics, tx, wait).map_err(super::PipelineError::Spawn)?;
+        let (feed, shards) = spawn(cfg, sensor, metrics, tx, wait, Some(live))
+            .map_err(super::PipelineError::Spawn)?;
         Ok(Detection { feed, shards, sink })
     }
 
@@ -96,26 +99,29 @@ impl Detection {
 }
 
 /// Starts `cfg.shards` detector threads; returns the workers' feed (clone one per worker).
+/// `live`: where reloaded rule thresholds come from (None: the thresholds of `cfg` for good).
 pub fn spawn(
     cfg: &DetectConfig,
     sensor: Arc<str>,
     metrics: Arc<Metrics>,
     events: Sender<DetectionEvent>,
     wait: bool,
+    live: Option<Arc<LiveConfig>>,
 ) -> std::io::Result<(DetectFeed, Shards)> {
-    let ids = Arc::new(AtomicU64::new(0));
+    let ids = DetectionIds::new(sensor);
     let (recycle_tx, recycle_rx) = bounded::<Vec<DetectMsg>>(64 * cfg.shards.max(1));
     let mut txs = Vec::new();
     let mut handles = Vec::new();
     for shard in 0..cfg.shards.max(1) {
         let (tx, rx) = bounded::<Vec<DetectMsg>>(cfg.queue_batches);
         txs.push(tx);
-        let engine = Engine::new(cfg, shard, cfg.shards.max(1), sensor.clone(), ids.clone());
+        let engine = Engine::new(cfg, shard, cfg.shards.max(1), ids.clone());
         let (metrics, events, recycle) = (metrics.clone(), events.clone(), recycle_tx.clone());
+        let live = live.clone();
         handles.push(
             thread::Builder::new()
                 .name(format!("detect-{shard}"))
-                .spawn(move || run_shard(engine, rx, recycle, events, metrics, wait))?,
+                .spawn(move || run_shard(engine, rx, recycle, events, metrics, wait, live))?,
         );
     }
     let dropped = metrics.detect_dropped.with_label_values(&["feature_queue"]);
@@ -125,7 +131,7 @@ pub fn spawn(
     ))
 }
 
-fn publish(engine: &Engine, m: &Metrics, published: &mut [u64; 4]) {
+fn publish(engine: &Engine, m: &Metrics, published: &mut [u64; KIND_COUNT]) {
     for kind in KEY_KINDS {
         let s = engine.table_stats(kind);
         let label = kind.as_str();
@@ -149,8 +155,10 @@ fn run_shard(
     events: Sender<DetectionEvent>,
     metrics: Arc<Metrics>,
     wait: bool,
+    live: Option<Arc<LiveConfig>>,
 ) {
-    let mut published = [0u64; 4];
+    let mut published = [0u64; KIND_COUNT];
+    let mut generation = live.as_ref().map_or(0, |l| l.generation());
     let mut batches = 0u64;
     let emit = |engine: &mut Engine| {
         for ev in engine.take_events() {
@@ -169,6 +177,10 @@ fn run_shard(
         }
     };
     for mut batch in rx.iter() {
+        if let Some(l) = live.as_ref().filter(|l| l.generation() != generation) {
+            generation = l.generation();
+            engine.set_rules(&l.snapshot().detect.rules);
+        }
         for msg in batch.drain(..) {
             match msg {
                 DetectMsg::Start(s) => engine.on_start(&s),

@@ -5,7 +5,8 @@
 //!   inside the [`ShakenService`], whose cached chains are then judged again;
 //! - the whole configuration as a snapshot ([`LiveConfig::snapshot`]) with a generation
 //!   counter ([`LiveConfig::generation`]): a stage with tunable thresholds (the detection
-//!   rules) compares the generation once per batch and re-reads the snapshot when it moved.
+//!   rules, `[detect.rules]`) compares the generation once per batch and re-reads the
+//!   snapshot when it moved.
 //!
 //! A reload reads and validates the file first; on any error the old configuration stays in
 //! force, the error is logged and `config_reloads_total{result="failure"}` counts it. Keys that
@@ -136,6 +137,14 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     check("traceback", old.traceback != new.traceback);
     check("http", old.http != new.http);
     check("export", old.export != new.export);
+    // The rule thresholds apply live (detector shards re-read them); the engine's sizes and
+    // timings only at start.
+    let without_rules = |c: &Config| {
+        let mut d = c.detect.clone();
+        d.rules = Default::default();
+        d
+    };
+    check("detect", without_rules(old) != without_rules(new));
     let without_credentials = |c: &Config| {
         let mut s = c.shaken.clone();
         s.trust_anchors.clear();
@@ -180,6 +189,14 @@ mod tests {
         assert_eq!(&*peers.load().lookup(ip).name, "new");
         assert_eq!(live.generation(), 1);
         assert_eq!(live.snapshot().capture.queue_batches, 7);
+        // Rule thresholds apply live; the detector's sizes need a restart.
+        let mut rules = live.snapshot().as_ref().clone();
+        rules.detect.rules.burst_min_z = 9.0;
+        assert!(live.apply(rules.clone()).unwrap().is_empty());
+        assert_eq!(live.generation(), 2);
+        assert_eq!(live.snapshot().detect.rules.burst_min_z, 9.0);
+        rules.detect.max_keys = 99;
+        assert_eq!(live.apply(rules).unwrap(), vec!["detect"]);
     }
 
     #[test]

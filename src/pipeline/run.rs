@@ -345,6 +345,7 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
             !live,
             detections_push,
             hep_export.as_ref().map(|h| h.detections()),
+            live_config.clone(),
         )?)
     } else {
         None

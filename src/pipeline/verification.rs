@@ -3,7 +3,7 @@
 //! take real time even when a replay runs faster than real time), and holds back the record of
 //! a call that ends before its verdict is known.
 
-use crate::detect::fingerprint::{fingerprint, fingerprint_hex};
+use crate::detect::fingerprint::{fingerprint_hex, of_call};
 use crate::dialog::call::{invite_numbers, InviteNumbers};
 use crate::dialog::table::DialogTable;
 use crate::metrics::latency::{LocalLatency, Stage};
@@ -323,11 +323,7 @@ impl Verification {
                 record.shaken = verdict;
                 record.shaken.identity_headers =
                     identity_headers.max(record.shaken.identity_headers);
-                record.fingerprint = Some(fingerprint_hex(fingerprint(
-                    p.origin,
-                    record.shaken.origid.as_deref(),
-                    record.shaken.spc.as_deref(),
-                )));
+                record.fingerprint = Some(fingerprint_hex(of_call(p.origin, Some(&record.shaken))));
                 self.late.push(Box::from(key));
                 out.push(record);
             }

@@ -9,7 +9,7 @@
 
 use super::pcap::PcapWriter;
 use super::pki::{self, Claims, Pki, PkiError};
-use super::plan::{self, Plan, PlanOptions, Scale, Signing, PEERS, SIGNING};
+use super::plan::{self, Plan, PlanOptions, Scale, Signing, Variant, PEERS, SIGNING};
 use super::rng::Rng;
 use super::sip::{self, Step};
 use crate::clock::Timestamp;
@@ -41,6 +41,7 @@ pub struct ScenarioOptions {
     pub scale: Scale,
     /// Capture start, Unix seconds.
     pub start_unix: i64,
+    pub variant: Variant,
 }
 
 impl ScenarioOptions {
@@ -58,12 +59,14 @@ impl ScenarioOptions {
             seed: 1,
             scale,
             start_unix: 1_795_000_000,
+            variant: Variant::StableOrigid,
         }
     }
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ScenarioSummary {
+    pub variant: Variant,
     pub calls: usize,
     pub background_calls: u32,
     pub campaigns: usize,
@@ -106,6 +109,7 @@ pub fn generate(o: &ScenarioOptions) -> Result<ScenarioSummary, ScenarioError> {
         seed: o.seed,
         scale: o.scale,
         start_unix: o.start_unix,
+        variant: o.variant,
     });
     let carriers: Vec<(String, String)> = SIGNING
         .iter()
@@ -119,6 +123,7 @@ pub fn generate(o: &ScenarioOptions) -> Result<ScenarioSummary, ScenarioError> {
     let first = plan.calls.first().map_or(0, |c| c.start_us);
     let last = plan.calls.last().map_or(0, |c| c.start_us);
     Ok(ScenarioSummary {
+        variant: o.variant,
         calls: plan.calls.len(),
         background_calls: plan.groups[0].calls,
         campaigns: plan

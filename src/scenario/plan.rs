@@ -125,6 +125,7 @@ pub enum Kind {
     ShortCallVolume,
     Pharmacy,
     SchoolDistrict,
+    CallCentre,
 }
 
 impl Kind {
@@ -138,12 +139,15 @@ impl Kind {
             Kind::OneRing => "one_ring",
             Kind::ReplayedPassport => "replayed_passport",
             Kind::ShortCallVolume => "short_call_volume",
-            Kind::Pharmacy | Kind::SchoolDistrict => "legit_bulk",
+            Kind::Pharmacy | Kind::SchoolDistrict | Kind::CallCentre => "legit_bulk",
         }
     }
 
     pub fn is_campaign(self) -> bool {
-        !matches!(self, Kind::Pharmacy | Kind::SchoolDistrict)
+        !matches!(
+            self,
+            Kind::Pharmacy | Kind::SchoolDistrict | Kind::CallCentre
+        )
     }
 }
 
@@ -232,14 +236,69 @@ pub enum Scale {
     Full,
 }
 
+/// What the campaigns' originators vary (issue #13): the evaluation runs every variant, so a
+/// detector tuned to one originator's habits fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Variant {
+    /// One origid per campaign, the dialer's own SDP user, a User-Agent of its peer's SBCs.
+    StableOrigid,
+    /// A fresh origid on every call (Asterisk's signer, many others).
+    FreshOrigid,
+    /// Fresh origids and the User-Agent rotating among three values per call.
+    UaRotate,
+    /// Fresh origids, and the User-Agent and SDP o= user of the peer's most common SBC setup:
+    /// the campaign's fingerprint is the background's.
+    UaCopy,
+    /// Fresh origids; the first 30 calls at 0.5 call/s, then the campaign's own rate.
+    SlowStart,
+    /// Fresh origids, every campaign at 50 calls/s.
+    Fast,
+    /// Fresh origids, every campaign on the busiest peer (carrier-alpha).
+    BusiestPeer,
+}
+
+pub const VARIANTS: [Variant; 7] = [
+    Variant::StableOrigid,
+    Variant::FreshOrigid,
+    Variant::UaRotate,
+    Variant::UaCopy,
+    Variant::SlowStart,
+    Variant::Fast,
+    Variant::BusiestPeer,
+];
+
+impl Variant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::StableOrigid => "stable-origid",
+            Variant::FreshOrigid => "fresh-origid",
+            Variant::UaRotate => "ua-rotate",
+            Variant::UaCopy => "ua-copy",
+            Variant::SlowStart => "slow-start",
+            Variant::Fast => "fast",
+            Variant::BusiestPeer => "busiest-peer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Variant> {
+        VARIANTS.into_iter().find(|v| v.name() == s)
+    }
+}
+
+/// User-Agents a dialer rotates among (ua-rotate).
+const ROTATING_UAS: [&str; 3] = ["Asterisk PBX 18.9.0", "FPBX-16.0.40", "Zoiper rv2.10.18"];
+
 pub struct PlanOptions {
     pub background: u32,
     pub duration_s: u32,
     pub seed: u64,
     pub scale: Scale,
     pub start_unix: i64,
+    pub variant: Variant,
 }
 
+#[derive(Clone, Copy)]
 struct CampaignDef {
     id: &'static str,
     kind: Kind,
@@ -583,6 +642,7 @@ pub fn build(o: &PlanOptions) -> Plan {
     );
     background(&mut b, o, duration_us);
     legit_senders(&mut b, o, duration_us);
+    call_centre(&mut b, o, duration_us);
     campaigns(&mut b, o, duration_us);
     let _ = b.opts_start_us;
     b.calls.sort_by_key(|c| c.start_us);
@@ -771,6 +831,50 @@ fn legit_senders(b: &mut Builder, o: &PlanOptions, duration_us: i64) {
     }
 }
 
+/// A call centre: one PBX (one origid, one setup) behind which 200 agents' DIDs (its own
+/// numbers, A-attested) call customers, 1.5 calls/s for most of the capture, answered and
+/// long. Its caller IDs churn within a minute like a dialer's; its shift starts after the
+/// detectors' warm-up, so it is new traffic to them.
+fn call_centre(b: &mut Builder, o: &PlanOptions, duration_us: i64) {
+    let mut rng = Rng::fork(o.seed, "call-centre");
+    let peer = 3;
+    let g = b.open_group("legit-call-centre", Some(Kind::CallCentre), peer, 1.5);
+    let npa = 312;
+    let nxx = valid_nxx(&mut rng);
+    let dids: Vec<String> = (0..200).map(|i| format_tn(npa, nxx, 2000 + i)).collect();
+    let origid = b.new_origid(&mut rng);
+    let answering = Answering {
+        asr: 0.75,
+        talk_median_s: 240.0,
+        talk_sigma: 0.7,
+        talk_min_s: 20.0,
+        talk_max_s: 3600.0,
+    };
+    let start = b.opts_start_us + duration_us * 3 / 10;
+    let calls = (duration_us * 6 / 10 / 1_000_000) as u32 * 3 / 2;
+    for t in arrivals(&mut rng, start, calls, 1.5) {
+        let caller = rng.pick(&dids).clone();
+        let callee = valid_tn(&mut rng);
+        let dialog = human_dialog(&mut rng, &answering);
+        b.push(
+            g,
+            t,
+            peer,
+            caller,
+            callee,
+            Signing::Sign {
+                signer: PEERS[peer].signer.unwrap_or(0),
+                attest: 'A',
+                origid,
+            },
+            dialog,
+            "Avaya SIP Enablement Services",
+            "AvayaSM",
+            &mut rng,
+        );
+    }
+}
+
 fn one_ring_dialog(rng: &mut Rng) -> (u32, Option<u32>, End) {
     let trying = rng.range(15, 60) as u32;
     let ring = trying + rng.range(100, 900) as u32;
@@ -836,6 +940,13 @@ fn campaigns(b: &mut Builder, o: &PlanOptions, duration_us: i64) {
     let span = duration_us * 85 / 100 - first;
     let slot = span / defs.len() as i64;
     for (i, def) in defs.iter().enumerate() {
+        let mut def = CampaignDef { ..**def };
+        match o.variant {
+            Variant::Fast => def.rate = 50.0,
+            Variant::BusiestPeer => def.peer = 0,
+            _ => {}
+        }
+        let def = &def;
         let mut rng = Rng::fork(o.seed, def.id);
         let jitter = rng.below((slot / 4).max(1) as u64) as i64;
         let mut start = b.opts_start_us + first + slot * i as i64 + jitter;
@@ -848,19 +959,39 @@ fn campaigns(b: &mut Builder, o: &PlanOptions, duration_us: i64) {
             start = start.max(g.last_us + 30_000_000);
         }
         let g = b.open_group(def.id, Some(def.kind), def.peer, def.rate);
-        campaign(b, def, g, start, &mut rng);
+        campaign(b, def, g, start, o.variant, &mut rng);
     }
 }
 
-fn campaign(b: &mut Builder, def: &CampaignDef, g: u16, start: i64, rng: &mut Rng) {
+/// Arrival times of a campaign: its own rate, or 30 calls at 0.5 call/s first (slow-start).
+fn campaign_times(rng: &mut Rng, start: i64, def: &CampaignDef, variant: Variant) -> Vec<i64> {
+    if variant != Variant::SlowStart || def.calls <= 30 {
+        return arrivals(rng, start, def.calls, def.rate);
+    }
+    let mut times = arrivals(rng, start, 30, 0.5);
+    let next = times.last().copied().unwrap_or(start) + 2_000_000;
+    times.extend(arrivals(rng, next, def.calls - 30, def.rate));
+    times
+}
+
+fn campaign(
+    b: &mut Builder,
+    def: &CampaignDef,
+    g: u16,
+    start: i64,
+    variant: Variant,
+    rng: &mut Rng,
+) {
     let peer = def.peer;
-    let times = arrivals(rng, start, def.calls, def.rate);
+    let times = campaign_times(rng, start, def, variant);
     let origid = b.new_origid(rng);
-    let own = |attest: char| match PEERS[peer].signer {
+    // A campaign whose defining trait is its origid keeps it; so does a copied PASSporT.
+    let fresh = variant != Variant::StableOrigid && def.kind != Kind::OrigidManyCallers;
+    let own = |b: &mut Builder, rng: &mut Rng, attest: char| match PEERS[peer].signer {
         Some(signer) => Signing::Sign {
             signer,
             attest,
-            origid,
+            origid: if fresh { b.new_origid(rng) } else { origid },
         },
         None => Signing::Unsigned,
     };
@@ -871,8 +1002,20 @@ fn campaign(b: &mut Builder, def: &CampaignDef, g: u16, start: i64, rng: &mut Rn
         talk_min_s: 3.0,
         talk_max_s: 300.0,
     };
-    let sdp_user = *rng.pick(&["-", "dialer", "VOS3000", "Asterisk"]);
-    let ua = *rng.pick(PEERS[peer].user_agents);
+    let mut sdp_user = *rng.pick(&["-", "dialer", "VOS3000", "Asterisk"]);
+    let mut peer_ua = *rng.pick(PEERS[peer].user_agents);
+    if variant == Variant::UaCopy {
+        // The background's most common setup on this peer: its first SBC and SDP user.
+        peer_ua = PEERS[peer].user_agents[0];
+        sdp_user = SDP_USERS[0];
+    }
+    let ua_draw = move |rng: &mut Rng| -> &'static str {
+        if variant == Variant::UaRotate {
+            ROTATING_UAS[rng.below(ROTATING_UAS.len() as u64) as usize]
+        } else {
+            peer_ua
+        }
+    };
     match def.kind {
         Kind::NeighbourSpoofing => {
             for t in times {
@@ -883,14 +1026,16 @@ fn campaign(b: &mut Builder, def: &CampaignDef, g: u16, start: i64, rng: &mut Rn
                     format!("1{}{:04}", npa_nxx(&callee), rng.below(10_000))
                 };
                 let d = human_dialog(rng, &dialer);
-                b.push(g, t, peer, caller, callee, own('C'), d, ua, sdp_user, rng);
+                let (signing, ua) = (own(b, rng, 'C'), ua_draw(rng));
+                b.push(g, t, peer, caller, callee, signing, d, ua, sdp_user, rng);
             }
         }
         Kind::OrigidManyCallers => {
             for t in times {
                 let (caller, callee) = (valid_tn(rng), valid_tn(rng));
                 let d = human_dialog(rng, &dialer);
-                b.push(g, t, peer, caller, callee, own('B'), d, ua, sdp_user, rng);
+                let (signing, ua) = (own(b, rng, 'B'), ua_draw(rng));
+                b.push(g, t, peer, caller, callee, signing, d, ua, sdp_user, rng);
             }
         }
         Kind::UnsignedFlood => {
@@ -912,7 +1057,7 @@ fn campaign(b: &mut Builder, def: &CampaignDef, g: u16, start: i64, rng: &mut Rn
                     callee,
                     Signing::Unsigned,
                     d,
-                    ua,
+                    ua_draw(rng),
                     sdp_user,
                     rng,
                 );
@@ -931,7 +1076,7 @@ fn campaign(b: &mut Builder, def: &CampaignDef, g: u16, start: i64, rng: &mut Rn
                     callee,
                     Signing::Unsigned,
                     d,
-                    ua,
+                    ua_draw(rng),
                     sdp_user,
                     rng,
                 );
@@ -945,6 +1090,7 @@ fn campaign(b: &mut Builder, def: &CampaignDef, g: u16, start: i64, rng: &mut Rn
             for t in times {
                 let callee = format_tn(npa, nxx, line);
                 line = (line + if rng.chance(0.8) { 1 } else { 2 }) % 10_000;
+                let (signing, ua) = (own(b, rng, 'B'), ua_draw(rng));
                 let d = if rng.chance(0.55) {
                     let trying = rng.range(15, 60) as u32;
                     let code = if rng.chance(0.8) { 404 } else { 484 };
@@ -965,7 +1111,7 @@ fn campaign(b: &mut Builder, def: &CampaignDef, g: u16, start: i64, rng: &mut Rn
                     peer,
                     caller.clone(),
                     callee,
-                    own('B'),
+                    signing,
                     d,
                     ua,
                     sdp_user,
@@ -984,7 +1130,8 @@ fn campaign(b: &mut Builder, def: &CampaignDef, g: u16, start: i64, rng: &mut Rn
                 let caller = rng.pick(&pool).clone();
                 let callee = valid_tn(rng);
                 let d = one_ring_dialog(rng);
-                b.push(g, t, peer, caller, callee, own('C'), d, ua, sdp_user, rng);
+                let (signing, ua) = (own(b, rng, 'C'), ua_draw(rng));
+                b.push(g, t, peer, caller, callee, signing, d, ua, sdp_user, rng);
             }
         }
         Kind::ReplayedPassport => {
@@ -1012,7 +1159,7 @@ fn campaign(b: &mut Builder, def: &CampaignDef, g: u16, start: i64, rng: &mut Rn
                     callee,
                     Signing::Replay { token },
                     d,
-                    ua,
+                    ua_draw(rng),
                     sdp_user,
                     rng,
                 );
@@ -1024,10 +1171,11 @@ fn campaign(b: &mut Builder, def: &CampaignDef, g: u16, start: i64, rng: &mut Rn
                 let caller = rng.pick(&pool).clone();
                 let callee = valid_tn(rng);
                 let d = short_dialog(rng);
-                b.push(g, t, peer, caller, callee, own('C'), d, ua, sdp_user, rng);
+                let (signing, ua) = (own(b, rng, 'C'), ua_draw(rng));
+                b.push(g, t, peer, caller, callee, signing, d, ua, sdp_user, rng);
             }
         }
-        Kind::Pharmacy | Kind::SchoolDistrict => {}
+        Kind::Pharmacy | Kind::SchoolDistrict | Kind::CallCentre => {}
     }
 }
 
@@ -1042,6 +1190,7 @@ mod tests {
             seed,
             scale: Scale::Small,
             start_unix: 1_795_000_000,
+            variant: Variant::StableOrigid,
         })
     }
 
