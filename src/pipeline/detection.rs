@@ -31,19 +31,27 @@ pub struct Detection {
     sink: thread::JoinHandle<Result<(), JsonlError>>,
 }
 
+/// Where DetectionEvents go besides the metrics.
+pub struct DetectionSinks<'a> {
+    /// JSON lines file ("" writes nothing).
+    pub path: &'a str,
+    /// The collector's spool.
+    pub push: Option<PushQueue>,
+    /// The HEP exporter: (detection id, sample Call-IDs) of each opened detection.
+    pub hep: Option<Sender<(String, Vec<String>)>>,
+}
+
 impl Detection {
-    /// Starts the shards and the sink writing JSON lines to `path` ("" writes nothing; the
-    /// metrics still count).
+    /// Starts the shards and the sink thread that hands every event to `sinks`.
     pub fn start(
         cfg: &DetectConfig,
-        path: &str,
+        sinks: DetectionSinks<'_>,
         sensor: Arc<str>,
         metrics: Arc<Metrics>,
         wait: bool,
-        push: Option<PushQueue>,
-        hep: Option<Sender<(String, Vec<String>)>>,
         live: Arc<LiveConfig>,
     ) -> Result<Detection, super::PipelineError> {
+        let DetectionSinks { path, push, hep } = sinks;
         let mut writer = JsonlWriter::open(path)?;
         let (tx, rx) = bounded::<DetectionEvent>(4096);
         let sink = thread::Builder::new()

@@ -337,14 +337,17 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
             .detections_out
             .clone()
             .unwrap_or_else(|| cfg.output.detections.clone());
+        let sinks = super::detection::DetectionSinks {
+            path: &path,
+            push: detections_push,
+            hep: hep_export.as_ref().map(|h| h.detections()),
+        };
         Some(Detection::start(
             &cfg.detect,
-            &path,
+            sinks,
             sensor_id.clone(),
             metrics.clone(),
             !live,
-            detections_push,
-            hep_export.as_ref().map(|h| h.detections()),
             live_config.clone(),
         )?)
     } else {
