@@ -106,7 +106,14 @@ fn every_replayed_call_is_answered_exactly_as_recorded() {
     let dir = tempfile::tempdir().expect("tempdir");
     let scen = dir.path().join("scenario");
     let made = Command::new(common::bin())
-        .args(["scenario", "--background", "1500", "--duration-s", "400", "--out"])
+        .args([
+            "scenario",
+            "--background",
+            "1500",
+            "--duration-s",
+            "400",
+            "--out",
+        ])
         .arg(&scen)
         .output()
         .expect("run scenario");
@@ -239,10 +246,7 @@ fn format_one_partitions_still_answer_and_take_new_rows() {
     let reader = Reader::open(&store).expect("reader");
     let at_s = old["observed_at"].as_str().expect("at");
     let got = calls(&reader, &query(None, dest, at_s, "1"));
-    let ids: Vec<&str> = got
-        .iter()
-        .filter_map(|c| c["record_id"].as_str())
-        .collect();
+    let ids: Vec<&str> = got.iter().filter_map(|c| c["record_id"].as_str()).collect();
     let pos_old = ids.iter().position(|i| *i == old["record_id"]);
     let pos_new = ids.iter().position(|i| *i == "v1:after-upgrade");
     assert!(
@@ -265,4 +269,34 @@ fn format_one_partitions_still_answer_and_take_new_rows() {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .expect("check");
     assert_eq!(ok, "ok");
+}
+
+#[test]
+fn calls_beyond_the_slots_of_one_microsecond_and_times_before_1970_are_kept_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let at = Timestamp::parse_rfc3339("2026-11-29T10:00:00.000001Z").expect("t");
+    let dest = "13035550177";
+    let burst: Vec<CallRecord> = (0..40)
+        .map(|i| new_call(&format!("v1:burst-{i}"), at, dest))
+        .collect();
+    let early = new_call("v1:before-1970", Timestamp(-5), dest);
+    let mut w = Store::open(StoreConfig::new(dir.path())).expect("open store");
+    assert_eq!(w.insert_batch(&burst[..25]).expect("insert"), 25);
+    assert_eq!(w.insert_batch(&burst).expect("insert"), 15);
+    assert_eq!(w.insert_batch(&[early.clone()]).expect("insert"), 1);
+    assert_eq!(w.insert_batch(&[early.clone()]).expect("insert"), 0);
+    drop(w);
+    let reader = Reader::open(dir.path()).expect("reader");
+    let got = calls(
+        &reader,
+        &query(None, dest, "2026-11-29T10:00:00.000001Z", "0"),
+    );
+    let want: Vec<Value> = burst
+        .iter()
+        .map(|r| serde_json::to_value(r).expect("json"))
+        .collect();
+    // Stored order: the first 16 in the µs's slots, the rest beside them, all in order.
+    assert_eq!(got, want);
+    let got = calls(&reader, &query(None, dest, "1970-01-01T00:00:00Z", "1"));
+    assert_eq!(got, [serde_json::to_value(&early).expect("json")]);
 }

@@ -245,7 +245,6 @@ impl Enc<'_> {
             }
         }
     }
-
 }
 
 const LITERAL: u64 = 4;
@@ -394,7 +393,10 @@ fn ended_from(c: u64) -> Result<EndedBy, Corrupt> {
 /// `ended_at` minus what ring and call time account for: a few ms at most for a real call.
 fn ended_residual(r: &CallRecord) -> i64 {
     let d = &r.dialog;
-    let ms = d.ring_ms.unwrap_or(0).wrapping_add(d.duration_ms.unwrap_or(0)) as i64;
+    let ms = d
+        .ring_ms
+        .unwrap_or(0)
+        .wrapping_add(d.duration_ms.unwrap_or(0)) as i64;
     d.ended_at
         .0
         .wrapping_sub(r.observed_at.0)
@@ -422,8 +424,11 @@ pub(crate) fn encode(r: &CallRecord, dict: &mut Dict) -> [Value; 12] {
             dict: &mut *dict,
             rest: Vec::with_capacity(32),
         };
-        let pflags = (if r.transport == Transport::Tcp { TCP } else { 0 })
-            | if r.sdp.is_some() { SDP } else { 0 };
+        let pflags = (if r.transport == Transport::Tcp {
+            TCP
+        } else {
+            0
+        }) | if r.sdp.is_some() { SDP } else { 0 };
         p.varint(pflags);
         p.str(Some(&r.sensor_id), true);
         let src_ip = r.src.ip.to_string();
@@ -475,7 +480,10 @@ pub(crate) fn encode(r: &CallRecord, dict: &mut Dict) -> [Value; 12] {
             e.str(user.as_deref(), false);
         }
     }
-    e.opt(s.iat.map(|iat| zigzag(iat.wrapping_sub(r.observed_at.as_secs()))));
+    e.opt(
+        s.iat
+            .map(|iat| zigzag(iat.wrapping_sub(r.observed_at.as_secs()))),
+    );
     if s.identity_headers >= 3 {
         e.varint(u64::from(s.identity_headers));
     }

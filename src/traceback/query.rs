@@ -242,10 +242,16 @@ fn query_partition(
     // A partition created by a writer killed before its schema committed has no table.
     if has_table(&conn, LEGACY_TABLE).map_err(err)? {
         let (sql, orig) = match &q.orig {
-            Some(o) => ("SELECT observed_us, record FROM calls WHERE orig = ?5 AND dest = ?1 AND \
-                 observed_us BETWEEN ?2 AND ?3 ORDER BY observed_us LIMIT ?4", Some(o.as_str())),
-            None => ("SELECT observed_us, record FROM calls WHERE dest = ?1 AND \
-                 observed_us BETWEEN ?2 AND ?3 ORDER BY observed_us LIMIT ?4", None),
+            Some(o) => (
+                "SELECT observed_us, record FROM calls WHERE orig = ?5 AND dest = ?1 AND \
+                 observed_us BETWEEN ?2 AND ?3 ORDER BY observed_us LIMIT ?4",
+                Some(o.as_str()),
+            ),
+            None => (
+                "SELECT observed_us, record FROM calls WHERE dest = ?1 AND \
+                 observed_us BETWEEN ?2 AND ?3 ORDER BY observed_us LIMIT ?4",
+                None,
+            ),
         };
         let mut stmt = conn.prepare(sql).map_err(err)?;
         let mut rows = match orig {
@@ -281,7 +287,11 @@ fn query_partition(
     };
     for (table, bounds) in [("call", slots), ("call_x", Some((lo, hi)))] {
         let Some((k_lo, k_hi)) = bounds else { continue };
-        let orig_clause = if q.orig.is_some() { "AND orig = ?5" } else { "" };
+        let orig_clause = if q.orig.is_some() {
+            "AND orig = ?5"
+        } else {
+            ""
+        };
         let sql = format!(
             "SELECT k, {COLUMNS} FROM {table} WHERE dest = ?1 AND k BETWEEN ?2 AND ?3 \
              {orig_clause} ORDER BY k LIMIT ?4"

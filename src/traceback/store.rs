@@ -370,8 +370,9 @@ const INSERT_OVERFLOW: &str = "INSERT OR IGNORE INTO call_x (k, dest, orig, rid,
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 
 /// One partition's share of a batch, in one transaction. A record goes to the first free slot
-/// of its µs, starting at one its record id picks, unless a slot on the way holds the same
-/// record id (a duplicate); with no free slot, or a time outside the day, to `call_x`.
+/// of its µs (so calls of the same µs are answered in the order they were stored, as format 1
+/// did), unless a slot on the way holds the same record id (a duplicate); with no free slot, or
+/// a time outside the day, to `call_x`.
 fn insert_day(part: &mut Partition, day: i64, recs: &[&CallRecord]) -> rusqlite::Result<usize> {
     let tx = part.conn.transaction()?;
     let mut inserted = 0;
@@ -396,9 +397,8 @@ fn insert_day(part: &mut Partition, day: i64, recs: &[&CallRecord]) -> rusqlite:
             let off = r.observed_at.0.wrapping_sub(day.wrapping_mul(DAY_US));
             let mut placed = false;
             if (0..DAY_US).contains(&off) {
-                let first = i64::from(crc32fast::hash(r.record_id.as_bytes()) as u8) % SLOTS;
-                for i in 0..SLOTS {
-                    let k = off * SLOTS + (first + i) % SLOTS;
+                for slot in 0..SLOTS {
+                    let k = off * SLOTS + slot;
                     let key = Value::Integer(k);
                     let n =
                         slot_stmt.execute(params_from_iter(std::iter::once(&key).chain(&cols)))?;
