@@ -239,8 +239,16 @@ fn format_one_partitions_still_answer_and_take_new_rows() {
     let fresh = new_call("v1:after-upgrade", Timestamp(at.0 + 1), dest);
     let mut w = Store::open(StoreConfig::new(&store)).expect("open store");
     assert_eq!(w.insert_batch(&[again]).expect("insert"), 0);
-    assert_eq!(w.insert_batch(&[fresh.clone()]).expect("insert"), 1);
-    assert_eq!(w.insert_batch(&[fresh.clone()]).expect("insert"), 0);
+    assert_eq!(
+        w.insert_batch(std::slice::from_ref(&fresh))
+            .expect("insert"),
+        1
+    );
+    assert_eq!(
+        w.insert_batch(std::slice::from_ref(&fresh))
+            .expect("insert"),
+        0
+    );
     drop(w);
 
     let reader = Reader::open(&store).expect("reader");
@@ -283,8 +291,16 @@ fn calls_beyond_the_slots_of_one_microsecond_and_times_before_1970_are_kept_in_o
     let mut w = Store::open(StoreConfig::new(dir.path())).expect("open store");
     assert_eq!(w.insert_batch(&burst[..25]).expect("insert"), 25);
     assert_eq!(w.insert_batch(&burst).expect("insert"), 15);
-    assert_eq!(w.insert_batch(&[early.clone()]).expect("insert"), 1);
-    assert_eq!(w.insert_batch(&[early.clone()]).expect("insert"), 0);
+    assert_eq!(
+        w.insert_batch(std::slice::from_ref(&early))
+            .expect("insert"),
+        1
+    );
+    assert_eq!(
+        w.insert_batch(std::slice::from_ref(&early))
+            .expect("insert"),
+        0
+    );
     drop(w);
     let reader = Reader::open(dir.path()).expect("reader");
     let got = calls(
