@@ -4,7 +4,7 @@
 //! x5u, 87% signed, origids from a pool of 1,600 and fingerprints from 4,000, random 11-digit
 //! numbers, UUID and `hex@host` Call-IDs, arrival up to a minute out of observed order (calls
 //! are recorded when they end). First a plain run prints inserts/s and bytes per call for
-//! 500,000 calls into one fresh partition (batches of 1,000, the writer's default); then
+//! 200,000 calls into a fresh partition, in commits of 1,000 (the writer's default) and 10,000; then
 //! criterion measures a batch of 1,000 into a growing store.
 
 use criterion::{criterion_group, BatchSize, Criterion, Throughput};
@@ -170,30 +170,46 @@ fn call(i: u64) -> CallRecord {
 
 const BATCH: u64 = 1000;
 
-/// One plain run: inserts/s and bytes per call of a fresh partition.
+/// Bytes this process has caused to be written to storage so far (Linux), for write
+/// amplification: WAL frames and checkpoints.
+fn written() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes: "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Plain runs: inserts/s, bytes per call on disk and bytes written per call, for a fresh
+/// partition of 200,000 calls, with commits of 1,000 (the writer's default batch) and 10,000.
 fn summary() {
-    const CALLS: u64 = 500_000;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = Store::open(StoreConfig::new(dir.path())).expect("store");
-    let batches: Vec<Vec<CallRecord>> = (0..CALLS / BATCH)
-        .map(|b| (b * BATCH..(b + 1) * BATCH).map(call).collect())
-        .collect();
-    let t = Instant::now();
-    let mut n = 0;
-    for b in &batches {
-        n += store.insert_batch(b).expect("insert");
+    const CALLS: u64 = 200_000;
+    for batch in [1000, 10_000] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(StoreConfig::new(dir.path())).expect("store");
+        let batches: Vec<Vec<CallRecord>> = (0..CALLS / batch)
+            .map(|b| (b * batch..(b + 1) * batch).map(call).collect())
+            .collect();
+        let w0 = written();
+        let t = Instant::now();
+        let mut n = 0;
+        for b in &batches {
+            n += store.insert_batch(b).expect("insert");
+        }
+        drop(store);
+        let secs = t.elapsed().as_secs_f64();
+        let wrote = written().zip(w0).map(|(a, b)| a.saturating_sub(b));
+        let bytes: u64 = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").metadata().map(|m| m.len()).unwrap_or(0))
+            .sum();
+        println!(
+            "store summary: batch {batch}: {n} calls in {secs:.2} s = {:.0} inserts/s; \
+             {bytes} bytes on disk = {:.1} B/call; written {:.0} B/call",
+            n as f64 / secs,
+            bytes as f64 / n as f64,
+            wrote.map_or(f64::NAN, |w| w as f64 / n as f64),
+        );
     }
-    let secs = t.elapsed().as_secs_f64();
-    drop(store);
-    let bytes: u64 = std::fs::read_dir(dir.path())
-        .expect("dir")
-        .map(|e| e.expect("entry").metadata().map(|m| m.len()).unwrap_or(0))
-        .sum();
-    println!(
-        "store summary: {n} calls in {secs:.2} s = {:.0} inserts/s; {bytes} bytes on disk = {:.1} B/call",
-        n as f64 / secs,
-        bytes as f64 / n as f64
-    );
 }
 
 fn bench(c: &mut Criterion) {
