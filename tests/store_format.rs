@@ -316,3 +316,36 @@ fn calls_beyond_the_slots_of_one_microsecond_and_times_before_1970_are_kept_in_o
     let got = calls(&reader, &query(None, dest, "1970-01-01T00:00:00Z", "1"));
     assert_eq!(got, [serde_json::to_value(&early).expect("json")]);
 }
+
+#[test]
+fn a_full_dictionary_stores_strings_literally_counts_them_and_still_answers() {
+    use shaken_sensor::traceback::codec::DICT_MAX;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let at = Timestamp::parse_rfc3339("2026-11-29T10:00:00Z").expect("t");
+    let dest = "13035550177";
+    // Each call brings a new user agent (a new profile) and a new origid: two dictionary
+    // entries a call, so the dictionary fills halfway through.
+    let n = DICT_MAX as i64 / 2 + 500;
+    let batch: Vec<CallRecord> = (0..n)
+        .map(|i| {
+            let mut c = new_call(&format!("v1:full-{i}"), Timestamp(at.0 + i * 1000), dest);
+            c.user_agent = Some(format!("ua-{i}"));
+            c.shaken.origid = Some(format!("origid-{i}"));
+            c
+        })
+        .collect();
+    let mut w = Store::open(StoreConfig::new(dir.path())).expect("open store");
+    for chunk in batch.chunks(5000) {
+        w.insert_batch(chunk).expect("insert");
+    }
+    assert!(w.literal_strings() >= 500, "{}", w.literal_strings());
+    drop(w);
+    let reader = Reader::open(dir.path()).expect("reader");
+    for r in [&batch[0], &batch[batch.len() / 2], &batch[batch.len() - 1]] {
+        let got = calls(
+            &reader,
+            &query(None, dest, &r.observed_at.to_rfc3339(), "0"),
+        );
+        assert_eq!(got, [serde_json::to_value(r).expect("json")]);
+    }
+}
