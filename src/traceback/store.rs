@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What the writer stores: a CallRecord, with its JSON when a stage upstream already made it
-/// (the pipeline's workers do; serializing again here would double that cost per call).
+/// What the writer stores: a CallRecord. Format 2 encodes the record's fields and never uses
+/// [`Storable::json`]; it stays for the pipeline's sink record, which carries the JSON anyway.
 pub trait Storable {
     fn record(&self) -> &CallRecord;
     /// The record as one JSON object, if already serialized.
