@@ -20,7 +20,11 @@ fn count_and_check(store: &std::path::Path) -> i64 {
             .unwrap();
         assert_eq!(ok, "ok", "{}", path.display());
         total += db
-            .query_row("SELECT count(*) FROM calls", [], |r| r.get::<_, i64>(0))
+            .query_row(
+                "SELECT (SELECT count(*) FROM call) + (SELECT count(*) FROM call_x)",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
             .unwrap_or(0);
     }
     total

@@ -284,8 +284,9 @@ fn crash_safety_after_sigkill() {
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .expect("integrity_check");
         assert_eq!(check, "ok", "{name}");
+        // Format 2 keeps a record id that is not `sensor:uuid` as text.
         let mut stmt = conn
-            .prepare("SELECT record_id FROM calls")
+            .prepare("SELECT rid FROM call UNION ALL SELECT rid FROM call_x")
             .expect("prepare");
         let rows = stmt.query_map([], |r| r.get::<_, String>(0)).expect("rows");
         for id in rows {
@@ -360,7 +361,8 @@ fn disk_cap_drops_oldest_first() {
     // Three past days of > 1 MiB each, and today.
     for n in [3i64, 2, 1, 0] {
         let t0 = Timestamp(now.0 - n * 86_400_000_000);
-        let recs: Vec<CallRecord> = (0..2500)
+        // About 100 bytes a call on disk (format 2): 12,000 calls make > 1 MiB.
+        let recs: Vec<CallRecord> = (0..12_000)
             .map(|i| {
                 let t = Timestamp(t0.0 + i * 1000);
                 record(&format!("d{n}-{i}"), t, "12025550143", "13035550177", "p")

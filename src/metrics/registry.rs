@@ -204,7 +204,7 @@ impl Metrics {
             cert_cache,
             store: gauge_vec(
                 STORE,
-                "Traceback store writer totals: inserted, duplicates, batches, errors, partitions_dropped",
+                "Traceback store writer totals: inserted, duplicates, batches, errors, partitions_dropped, dict_full (strings stored literally: a partition dictionary was full)",
                 &["stat"],
             ),
             latency: {

@@ -122,6 +122,7 @@ fn publish_store_stats(m: &Metrics, s: &WriterStats, h: &health::Component, seen
         ("batches", &s.batches),
         ("errors", &s.errors),
         ("partitions_dropped", &s.partitions_dropped),
+        ("dict_full", &s.dict_full),
     ] {
         m.store
             .with_label_values(&[stat])

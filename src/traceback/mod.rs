@@ -4,5 +4,6 @@
 //!
 //! Writes are batched on their own thread, off the hot path; reads never block writes (WAL).
 
+pub mod codec;
 pub mod query;
 pub mod store;

@@ -7,12 +7,18 @@
 //! [`crate::sip::tn::canonicalize`], never panic on hostile input, and never return more than
 //! [`MAX_RESULTS`] calls. An unknown call, or a time with no partition, is an empty answer.
 
-use super::store::{day_of, partition_name, StoreError};
+use super::codec::{
+    decode, stored_entry, tn_value, Corrupt, Entry, Lookup, COLUMNS, DAY_US, SLOTS,
+};
+use super::store::{day_of, has_table, partition_name, StoreError, LEGACY_TABLE};
 use crate::clock::Timestamp;
 use crate::sip::tn::canonicalize;
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Widest time window (seconds either side of `at`).
@@ -162,63 +168,165 @@ impl Reader {
             if !path.is_file() {
                 continue;
             }
-            let err = |e| StoreError::sqlite(&path, e);
-            let conn = Connection::open_with_flags(
-                &path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .map_err(err)?;
-            conn.busy_timeout(Duration::from_secs(2)).map_err(err)?;
-            // A partition created by a writer killed before its schema committed has no table.
-            let has_table = conn
-                .query_row(
-                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'calls'",
-                    [],
-                    |_| Ok(()),
-                )
-                .optional()
-                .map_err(err)?
-                .is_some();
-            if !has_table {
-                continue;
-            }
-            let left = i64::try_from(limit - out.len()).unwrap_or(i64::MAX);
-            let rows: Vec<String> = match &q.orig {
-                Some(orig) => {
-                    let mut stmt = conn
-                        .prepare(
-                            "SELECT record FROM calls WHERE orig = ?1 AND dest = ?2 AND \
-                             observed_us BETWEEN ?3 AND ?4 ORDER BY observed_us LIMIT ?5",
-                        )
-                        .map_err(err)?;
-                    let rows = stmt
-                        .query_map(params![orig, q.dest, lo, hi, left], |r| r.get(0))
-                        .map_err(err)?;
-                    rows.collect::<Result<_, _>>().map_err(err)?
-                }
-                None => {
-                    let mut stmt = conn
-                        .prepare(
-                            "SELECT record FROM calls WHERE dest = ?1 AND \
-                             observed_us BETWEEN ?2 AND ?3 ORDER BY observed_us LIMIT ?4",
-                        )
-                        .map_err(err)?;
-                    let rows = stmt
-                        .query_map(params![q.dest, lo, hi, left], |r| r.get(0))
-                        .map_err(err)?;
-                    rows.collect::<Result<_, _>>().map_err(err)?
-                }
-            };
-            for row in rows {
-                let v = serde_json::from_str(&row).map_err(|source| StoreError::Decode {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-                out.push(v);
-            }
+            let mut rows = query_partition(&path, day, q, (lo, hi), limit - out.len())?;
+            // Oldest first across the partition's tables; a stable sort keeps ties in table order.
+            rows.sort_by_key(|r| r.0);
+            rows.truncate(limit - out.len());
+            out.extend(rows.into_iter().map(|r| r.1));
         }
         Ok(out)
     }
+}
+
+/// Dictionary entries of one partition, fetched once per query.
+struct DictCache<'c> {
+    stmt: rusqlite::Statement<'c>,
+    strings: HashMap<i64, Arc<str>>,
+    blobs: HashMap<i64, Arc<[u8]>>,
+}
+
+impl DictCache<'_> {
+    fn fetch(&mut self, id: i64) -> Result<SqlValue, Corrupt> {
+        self.stmt
+            .query_row([id], |r| r.get(0))
+            .optional()
+            .map_err(|_| Corrupt("dictionary lookup"))?
+            .ok_or(Corrupt("unknown dictionary id"))
+    }
+}
+
+impl Lookup for DictCache<'_> {
+    fn get(&mut self, id: i64) -> Result<Arc<str>, Corrupt> {
+        if let Some(s) = self.strings.get(&id) {
+            return Ok(s.clone());
+        }
+        let Entry::Str(s) = stored_entry(self.fetch(id)?)? else {
+            return Err(Corrupt("dictionary entry is not a string"));
+        };
+        let s: Arc<str> = Arc::from(s);
+        self.strings.insert(id, s.clone());
+        Ok(s)
+    }
+
+    fn blob(&mut self, id: i64) -> Result<Arc<[u8]>, Corrupt> {
+        if let Some(b) = self.blobs.get(&id) {
+            return Ok(b.clone());
+        }
+        let Entry::Profile(b) = stored_entry(self.fetch(id)?)? else {
+            return Err(Corrupt("dictionary entry is not a profile"));
+        };
+        let b: Arc<[u8]> = Arc::from(b);
+        self.blobs.insert(id, b.clone());
+        Ok(b)
+    }
+}
+
+/// The matching rows of one partition (at most `left` per table), with their observed µs:
+/// format-1 rows from `calls`, format-2 rows from `call` and `call_x`.
+fn query_partition(
+    path: &Path,
+    day: i64,
+    q: &TracebackQuery,
+    (lo, hi): (i64, i64),
+    left: usize,
+) -> Result<Vec<(i64, Value)>, StoreError> {
+    let err = |e| StoreError::sqlite(path, e);
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(err)?;
+    conn.busy_timeout(Duration::from_secs(2)).map_err(err)?;
+    let left = i64::try_from(left).unwrap_or(i64::MAX);
+    let mut out = Vec::new();
+    // A partition created by a writer killed before its schema committed has no table.
+    if has_table(&conn, LEGACY_TABLE).map_err(err)? {
+        let (sql, orig) = match &q.orig {
+            Some(o) => (
+                "SELECT observed_us, record FROM calls WHERE orig = ?5 AND dest = ?1 AND \
+                 observed_us BETWEEN ?2 AND ?3 ORDER BY observed_us LIMIT ?4",
+                Some(o.as_str()),
+            ),
+            None => (
+                "SELECT observed_us, record FROM calls WHERE dest = ?1 AND \
+                 observed_us BETWEEN ?2 AND ?3 ORDER BY observed_us LIMIT ?4",
+                None,
+            ),
+        };
+        let mut stmt = conn.prepare(sql).map_err(err)?;
+        let mut rows = match orig {
+            Some(o) => stmt.query(params![q.dest, lo, hi, left, o]),
+            None => stmt.query(params![q.dest, lo, hi, left]),
+        }
+        .map_err(err)?;
+        while let Some(row) = rows.next().map_err(err)? {
+            let at: i64 = row.get(0).map_err(err)?;
+            let text: String = row.get(1).map_err(err)?;
+            let v = serde_json::from_str(&text).map_err(|source| StoreError::Decode {
+                path: path.display().to_string(),
+                source,
+            })?;
+            out.push((at, v));
+        }
+    }
+    if !has_table(&conn, "call").map_err(err)? {
+        return Ok(out);
+    }
+    let mut dict = DictCache {
+        stmt: conn
+            .prepare("SELECT v FROM dict WHERE id = ?1")
+            .map_err(err)?,
+        strings: HashMap::new(),
+        blobs: HashMap::new(),
+    };
+    let day_start = day.saturating_mul(DAY_US);
+    // Slot keys of the part of [lo, hi] inside this day; none when it misses the day.
+    let slots = {
+        let (a, b) = (lo.saturating_sub(day_start), hi.saturating_sub(day_start));
+        (b >= 0 && a < DAY_US).then(|| (a.max(0) * SLOTS, b.min(DAY_US - 1) * SLOTS + SLOTS - 1))
+    };
+    for (table, bounds) in [("call", slots), ("call_x", Some((lo, hi)))] {
+        let Some((k_lo, k_hi)) = bounds else { continue };
+        let orig_clause = if q.orig.is_some() {
+            "AND orig = ?5"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT k, {COLUMNS} FROM {table} WHERE dest = ?1 AND k BETWEEN ?2 AND ?3 \
+             {orig_clause} ORDER BY k LIMIT ?4"
+        );
+        let mut stmt = conn.prepare(&sql).map_err(err)?;
+        let dest = tn_value(&q.dest);
+        let mut rows = match &q.orig {
+            Some(o) => stmt.query(params![dest, k_lo, k_hi, left, tn_value(o)]),
+            None => stmt.query(params![dest, k_lo, k_hi, left]),
+        }
+        .map_err(err)?;
+        while let Some(row) = rows.next().map_err(err)? {
+            let k: i64 = row.get(0).map_err(err)?;
+            let mut cols: [SqlValue; 12] = std::array::from_fn(|_| SqlValue::Null);
+            for (i, c) in cols.iter_mut().enumerate() {
+                *c = row.get(i + 1).map_err(err)?;
+            }
+            let at = if table == "call" {
+                day_start + k.div_euclid(SLOTS)
+            } else {
+                k
+            };
+            let corrupt = |source| StoreError::Corrupt {
+                path: path.display().to_string(),
+                source,
+            };
+            let rec = decode(Timestamp(at), cols, &mut dict).map_err(corrupt)?;
+            let v = serde_json::to_value(&rec).map_err(|source| StoreError::Encode {
+                record_id: rec.record_id.clone(),
+                source,
+            })?;
+            out.push((at, v));
+        }
+    }
+    Ok(out)
 }
 
 /// The traceback answer: `{"query": {orig, dest, at, window_s}, "calls": [...], "truncated"}`.

@@ -2,16 +2,20 @@
 //! day (`DIR/calls-YYYY-MM-DD.sqlite`, WAL, `synchronous=NORMAL`), written in batches on a
 //! writer thread of their own, with retention by age and by disk cap.
 //!
-//! Every row is the record's compact columns (the ones traceback queries filter or index on)
-//! plus the full record JSON, which is what a query answers with.
+//! Every row is the record in the compact typed columns of [`super::codec`] (about 100 bytes a
+//! call on disk, where the full JSON took 1.5-1.9 KB), keyed by its time slot, with one index,
+//! on the called number. Partitions of the earlier JSON format are still read and written.
 //!
 //! It must never block the capture path (the writer is fed through a bounded channel), never
-//! drop the current day's partition, never store a record twice (UNIQUE `record_id`), and never
+//! drop the current day's partition, never store a record twice (a record id already in a
+//! partition, in any of its tables, is not stored again), and never
 //! leave a partition corrupt after a kill: every batch is one transaction per partition.
 
+use super::codec::{self, Dict, DAY_US, SLOTS};
 use crate::clock::{Clock, Timestamp};
 use crate::record::CallRecord;
-use rusqlite::{params, Connection};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -19,8 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What the writer stores: a CallRecord, with its JSON when a stage upstream already made it
-/// (the pipeline's workers do; serializing again here would double that cost per call).
+/// What the writer stores: a CallRecord. Format 2 encodes the record's fields and never uses
+/// [`Storable::json`]; it stays for the pipeline's sink record, which carries the JSON anyway.
 pub trait Storable {
     fn record(&self) -> &CallRecord;
     /// The record as one JSON object, if already serialized.
@@ -40,43 +44,20 @@ const SECS_PER_DAY: i64 = 86_400;
 const LAST_DAY: i64 = 2_932_896;
 /// Open partitions kept by the writer (today, yesterday, late stragglers).
 const MAX_OPEN: usize = 4;
+/// Page cache of each open partition's writer connection (at most [`MAX_OPEN`] of them).
+const CACHE_KIB: i64 = 16 * 1024;
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 const MIB: u64 = 1024 * 1024;
 
-/// The one table of a partition, its indexes, and the pragmas every writer connection sets.
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS calls (
-    observed_us INTEGER NOT NULL,
-    orig TEXT,
-    dest TEXT,
-    call_id TEXT NOT NULL,
-    record_id TEXT NOT NULL UNIQUE,
-    peer TEXT NOT NULL,
-    ocn TEXT,
-    src_ip TEXT NOT NULL,
-    src_port INTEGER NOT NULL,
-    transport TEXT NOT NULL,
-    verstat TEXT,
-    attest TEXT,
-    origid TEXT,
-    spc TEXT,
-    x5u TEXT,
-    code INTEGER,
-    final_code INTEGER,
-    answered INTEGER NOT NULL,
-    ended_by TEXT NOT NULL,
-    record TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS calls_dest_time ON calls (dest, observed_us);
-CREATE INDEX IF NOT EXISTS calls_orig_dest_time ON calls (orig, dest, observed_us);
-CREATE INDEX IF NOT EXISTS calls_call_id ON calls (call_id);
-";
+/// Pragmas and schema of a partition the writer creates or opens (format 2, see
+/// [`super::codec`]). A partition written by an earlier version keeps its `calls` table (one
+/// JSON record per row): it is still read, and new rows go to the format-2 tables beside it.
+fn init_sql() -> String {
+    format!("BEGIN; {} COMMIT;", codec::SCHEMA)
+}
 
-const INSERT: &str = "INSERT OR IGNORE INTO calls (observed_us, orig, dest, call_id, record_id,
-    peer, ocn, src_ip, src_port, transport, verstat, attest, origid, spc, x5u, code, final_code,
-    answered, ended_by, record)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-    ?20)";
+/// The table of format-1 partitions (the full record JSON per row).
+pub(crate) const LEGACY_TABLE: &str = "calls";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -101,6 +82,11 @@ pub enum StoreError {
         path: String,
         source: serde_json::Error,
     },
+    #[error("partition {path}: {source}")]
+    Corrupt {
+        path: String,
+        source: codec::Corrupt,
+    },
 }
 
 impl StoreError {
@@ -113,6 +99,7 @@ impl StoreError {
             StoreError::Remove { .. } => "store_remove",
             StoreError::Encode { .. } => "store_encode",
             StoreError::Decode { .. } => "store_decode",
+            StoreError::Corrupt { .. } => "store_corrupt",
         }
     }
 
@@ -215,8 +202,17 @@ fn remove_partition(dir: &Path, name: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Opens (creating if needed) a partition for writing: WAL, synchronous=NORMAL, schema.
-fn open_partition(path: &Path) -> Result<Connection, StoreError> {
+/// A partition the writer has open: its connection, its dictionary, and whether it also has a
+/// format-1 table (whose record ids a new row must not repeat).
+struct Partition {
+    conn: Connection,
+    dict: Dict,
+    legacy: bool,
+}
+
+/// Opens (creating if needed) a partition for writing: WAL, synchronous=NORMAL, schema, and
+/// its dictionary loaded (at most [`codec::DICT_MAX`] strings).
+fn open_partition(path: &Path) -> Result<Partition, StoreError> {
     let err = |e| StoreError::sqlite(path, e);
     let conn = Connection::open(path).map_err(err)?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
@@ -224,15 +220,33 @@ fn open_partition(path: &Path) -> Result<Connection, StoreError> {
         .map_err(err)?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(err)?;
-    conn.execute_batch(&format!("BEGIN; {SCHEMA} COMMIT;"))
+    // Rows arrive out of time order and the dest index is random: a bigger page cache and
+    // fewer checkpoints keep the same pages from being read and synced again batch after batch.
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)
         .map_err(err)?;
-    Ok(conn)
+    conn.pragma_update(None, "wal_autocheckpoint", 4096)
+        .map_err(err)?;
+    conn.execute_batch(&init_sql()).map_err(err)?;
+    let legacy = has_table(&conn, LEGACY_TABLE).map_err(err)?;
+    let dict = Dict::load(&conn).map_err(err)?;
+    Ok(Partition { conn, dict, legacy })
+}
+
+pub(crate) fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|o| o.is_some())
 }
 
 /// The write side: owns the writer connections of the partitions it has touched lately.
 pub struct Store {
     cfg: StoreConfig,
-    open: BTreeMap<i64, Connection>,
+    open: BTreeMap<i64, Partition>,
+    literal_strings: u64,
 }
 
 impl Store {
@@ -248,6 +262,7 @@ impl Store {
         Ok(Store {
             cfg,
             open: BTreeMap::new(),
+            literal_strings: 0,
         })
     }
 
@@ -255,10 +270,15 @@ impl Store {
         &self.cfg
     }
 
-    fn conn(&mut self, day: i64) -> Result<&mut Connection, StoreError> {
+    /// Strings stored literally so far because a partition's dictionary was full.
+    pub fn literal_strings(&self) -> u64 {
+        self.literal_strings
+    }
+
+    fn partition(&mut self, day: i64) -> Result<&mut Partition, StoreError> {
         if !self.open.contains_key(&day) {
-            let conn = open_partition(&self.cfg.dir.join(partition_name(day)))?;
-            self.open.insert(day, conn);
+            let part = open_partition(&self.cfg.dir.join(partition_name(day)))?;
+            self.open.insert(day, part);
         }
         match self.open.get_mut(&day) {
             Some(c) => Ok(c),
@@ -272,62 +292,25 @@ impl Store {
     /// (a `record_id` already stored is ignored). On error, partitions committed before the
     /// failing one keep their rows.
     pub fn insert_batch<T: Storable>(&mut self, records: &[T]) -> Result<usize, StoreError> {
-        let mut by_day: BTreeMap<i64, Vec<&T>> = BTreeMap::new();
+        let mut by_day: BTreeMap<i64, Vec<&CallRecord>> = BTreeMap::new();
         for r in records {
-            by_day
-                .entry(day_of(r.record().observed_at))
-                .or_default()
-                .push(r);
+            let r = r.record();
+            by_day.entry(day_of(r.observed_at)).or_default().push(r);
         }
         let mut inserted = 0;
         for (day, recs) in by_day {
             let path = self.cfg.dir.join(partition_name(day));
-            let err = |e| StoreError::sqlite(&path, e);
-            let conn = self.conn(day)?;
-            let tx = conn.transaction().map_err(err)?;
-            {
-                let mut stmt = tx.prepare_cached(INSERT).map_err(err)?;
-                for item in recs {
-                    let r = item.record();
-                    // serde_json writes UTF-8; the fallback re-serializes in the unlikely case.
-                    let json =
-                        match item.json().map(std::str::from_utf8) {
-                            Some(Ok(j)) => std::borrow::Cow::Borrowed(j),
-                            _ => std::borrow::Cow::Owned(serde_json::to_string(r).map_err(
-                                |source| StoreError::Encode {
-                                    record_id: r.record_id.clone(),
-                                    source,
-                                },
-                            )?),
-                        };
-                    let s = &r.shaken;
-                    inserted += stmt
-                        .execute(params![
-                            r.observed_at.micros(),
-                            r.orig_tn,
-                            r.dest_tn,
-                            r.call_id,
-                            r.record_id,
-                            &*r.upstream.peer,
-                            r.upstream.ocn.as_deref(),
-                            r.src.ip.to_string(),
-                            r.src.port,
-                            r.transport.as_str(),
-                            s.verstat,
-                            s.attest,
-                            s.origid,
-                            s.spc,
-                            s.x5u,
-                            s.code,
-                            r.dialog.final_code,
-                            r.dialog.answered,
-                            r.dialog.ended_by.as_str(),
-                            &*json,
-                        ])
-                        .map_err(err)?;
+            let part = self.partition(day)?;
+            let result = insert_day(part, day, &recs).map_err(|e| StoreError::sqlite(&path, e));
+            self.literal_strings += std::mem::take(&mut self.partition(day)?.dict.full);
+            match result {
+                Ok(n) => inserted += n,
+                Err(e) => {
+                    // The in-memory dictionary may name ids the rollback removed: reload it.
+                    self.open.remove(&day);
+                    return Err(e);
                 }
             }
-            tx.commit().map_err(err)?;
         }
         // Keep only the newest few writer connections open.
         while self.open.len() > MAX_OPEN {
@@ -388,6 +371,68 @@ impl Store {
     }
 }
 
+const INSERT_SLOT: &str = "INSERT OR IGNORE INTO call (k, dest, orig, rid, cid, peer, verstat,
+    attest, origid, spc, x5u, fp, rest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+const INSERT_OVERFLOW: &str = "INSERT OR IGNORE INTO call_x (k, dest, orig, rid, cid, peer,
+    verstat, attest, origid, spc, x5u, fp, rest)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+
+/// One partition's share of a batch, in one transaction. A record goes to the first free slot
+/// of its µs (so calls of the same µs are answered in the order they were stored, as format 1
+/// did), unless a slot on the way holds the same record id (a duplicate); with no free slot, or
+/// a time outside the day, to `call_x`.
+fn insert_day(part: &mut Partition, day: i64, recs: &[&CallRecord]) -> rusqlite::Result<usize> {
+    let tx = part.conn.transaction()?;
+    let mut inserted = 0;
+    {
+        let mut slot_stmt = tx.prepare_cached(INSERT_SLOT)?;
+        let mut rid_at = tx.prepare_cached("SELECT rid FROM call WHERE k = ?1")?;
+        let mut legacy = part
+            .legacy
+            .then(|| tx.prepare_cached("SELECT 1 FROM calls WHERE record_id = ?1"))
+            .transpose()?;
+        let mut dict_stmt = tx.prepare_cached("INSERT INTO dict (id, v) VALUES (?1, ?2)")?;
+        for r in recs {
+            if let Some(stmt) = legacy.as_mut() {
+                if stmt.exists([&r.record_id])? {
+                    continue;
+                }
+            }
+            let cols = codec::encode(r, &mut part.dict);
+            for (id, v) in part.dict.take_new() {
+                dict_stmt.execute(params![id, v])?;
+            }
+            let off = r.observed_at.0.wrapping_sub(day.wrapping_mul(DAY_US));
+            let mut placed = false;
+            if (0..DAY_US).contains(&off) {
+                for slot in 0..SLOTS {
+                    let k = off * SLOTS + slot;
+                    let key = Value::Integer(k);
+                    let n =
+                        slot_stmt.execute(params_from_iter(std::iter::once(&key).chain(&cols)))?;
+                    if n == 1 {
+                        inserted += 1;
+                        placed = true;
+                        break;
+                    }
+                    let held: Value = rid_at.query_row([k], |row| row.get(0))?;
+                    if held == cols[2] {
+                        placed = true;
+                        break;
+                    }
+                }
+            }
+            if !placed {
+                let mut x = tx.prepare_cached(INSERT_OVERFLOW)?;
+                let key = Value::Integer(r.observed_at.0);
+                inserted += x.execute(params_from_iter(std::iter::once(&key).chain(&cols)))?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(inserted)
+}
+
 /// What the writer thread has done, for metrics.
 #[derive(Debug, Default)]
 pub struct WriterStats {
@@ -400,6 +445,9 @@ pub struct WriterStats {
     /// Failed batches (their records are lost) and failed retention runs.
     pub errors: AtomicU64,
     pub partitions_dropped: AtomicU64,
+    /// Strings stored literally because their partition's dictionary was full
+    /// ([`codec::DICT_MAX`]): the store still answers, each row just takes more room.
+    pub dict_full: AtomicU64,
 }
 
 /// Starts the writer thread. It commits what arrives on `rx` in batches of at most
@@ -471,6 +519,9 @@ fn commit<T: Storable>(
     stats: &WriterStats,
 ) -> Result<(), StoreError> {
     let result = store.insert_batch(batch);
+    stats
+        .dict_full
+        .store(store.literal_strings(), Ordering::Relaxed);
     match &result {
         Ok(n) => {
             stats.inserted.fetch_add(*n as u64, Ordering::Relaxed);
