@@ -164,6 +164,7 @@ fn call(i: u64) -> CallRecord {
             codecs: vec!["PCMU/8000".into(), "telephone-event/8000".into()],
         }),
         fingerprint: Some(format!("{:016x}", mix(r(0) % 4000))),
+        capture_agent: None,
         trace: None,
     }
 }

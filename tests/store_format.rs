@@ -217,6 +217,7 @@ fn new_call(id: &str, at: Timestamp, dest: &str) -> CallRecord {
         },
         sdp: None,
         fingerprint: None,
+        capture_agent: None,
         trace: None,
     }
 }

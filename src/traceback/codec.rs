@@ -368,6 +368,8 @@ const ENDED_SHIFT: u32 = 6;
 /// The profile's first varint.
 const TCP: u64 = 1;
 const SDP: u64 = 2;
+/// The call came over HEP: its capture agent id follows the SDP traits.
+const AGENT: u64 = 4;
 
 fn ended_code(e: EndedBy) -> u64 {
     match e {
@@ -428,7 +430,8 @@ pub(crate) fn encode(r: &CallRecord, dict: &mut Dict) -> [Value; 12] {
             TCP
         } else {
             0
-        }) | if r.sdp.is_some() { SDP } else { 0 };
+        }) | if r.sdp.is_some() { SDP } else { 0 }
+            | if r.capture_agent.is_some() { AGENT } else { 0 };
         p.varint(pflags);
         p.str(Some(&r.sensor_id), true);
         let src_ip = r.src.ip.to_string();
@@ -452,6 +455,9 @@ pub(crate) fn encode(r: &CallRecord, dict: &mut Dict) -> [Value; 12] {
             for c in &sdp.codecs {
                 p.str(Some(c), true);
             }
+        }
+        if let Some(agent) = r.capture_agent {
+            p.varint(u64::from(agent));
         }
         p.rest
     };
@@ -641,6 +647,7 @@ struct Profile {
     ocn: Option<Arc<str>>,
     user_agent: Option<String>,
     sdp: Option<SdpTraits>,
+    capture_agent: Option<u32>,
 }
 
 fn decode_profile<L: Lookup>(b: &[u8], dict: &mut L) -> Result<Profile, Corrupt> {
@@ -678,6 +685,11 @@ fn decode_profile<L: Lookup>(b: &[u8], dict: &mut L) -> Result<Profile, Corrupt>
     } else {
         None
     };
+    let capture_agent = if pflags & AGENT != 0 {
+        Some(u32::try_from(d.varint()?).map_err(|_| Corrupt("capture agent"))?)
+    } else {
+        None
+    };
     if !d.b.is_empty() {
         return Err(Corrupt("trailing profile bytes"));
     }
@@ -689,6 +701,7 @@ fn decode_profile<L: Lookup>(b: &[u8], dict: &mut L) -> Result<Profile, Corrupt>
         ocn,
         user_agent,
         sdp,
+        capture_agent,
     })
 }
 
@@ -845,6 +858,7 @@ pub(crate) fn decode<L: Lookup>(
             ended_at,
         },
         sdp: profile.sdp,
+        capture_agent: profile.capture_agent,
         fingerprint: col_str(fp, dict)?,
         trace: None,
     })
@@ -979,6 +993,7 @@ mod tests {
                 codecs: vec![],
             }),
             fingerprint: Some("ef6bcf54f6c74f9d".into()),
+            capture_agent: Some(2001),
             trace: None,
         }
     }
