@@ -3,6 +3,7 @@
 //! from it. A sink never blocks the workers in live mode: its queue is bounded and what does
 //! not fit is counted.
 
+pub mod inflight;
 pub mod jsonl;
 pub mod push;
 pub mod spool;
