@@ -34,6 +34,9 @@ use tokio::sync::Notify;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// Bytes of a refusal's body kept in the dead-letter file and the log.
 const MAX_REASON: usize = 4096;
+/// Batches of one class a single undelivered batch may hold behind it (delivered, waiting for
+/// the ack point), per `max_in_flight` slot; beyond it no new batch of that class goes out.
+const HELD_PER_SLOT: usize = 16;
 /// Records the spool writer appends at once.
 const APPEND_BATCH: usize = 1024;
 
@@ -489,7 +492,11 @@ impl Pusher {
 
     /// The next batch to hand out, DetectionEvents first.
     fn next_batch(&self) -> Result<Option<Batch>, SpoolError> {
+        let window = self.cfg.max_in_flight.max(1) * HELD_PER_SLOT;
         for kind in Kind::ALL {
+            if self.shared.spool.in_flight(kind) >= window {
+                continue; // an undelivered batch holds too many delivered ones behind it
+            }
             let b = self.shared.spool.next_batch(
                 kind,
                 self.cfg.batch_max_records,
@@ -528,7 +535,8 @@ impl Pusher {
                     }
                 }
             }
-            if tasks.len() >= max && !late {
+            let unsent = Kind::ALL.iter().any(|k| self.shared.spool.unsent(*k));
+            if unsent && !late && !read_failed {
                 m.push_in_flight_full.inc();
             }
             m.push_in_flight.set(tasks.len() as i64);

@@ -709,6 +709,19 @@ impl Spool {
         self.lock().classes[kind.index()].inflight.len()
     }
 
+    /// Whether records of `kind` wait that no batch out covers yet.
+    pub fn unsent(&self, kind: Kind) -> bool {
+        let inner = self.lock();
+        let log = &inner.classes[kind.index()];
+        let from = log.inflight.cursor().max(log.ack);
+        log.segments.last().is_some_and(|s| {
+            from < Position {
+                segment: s.id,
+                offset: s.bytes,
+            }
+        })
+    }
+
     /// Undelivered records of `kind`.
     pub fn pending(&self, kind: Kind) -> u64 {
         self.lock().classes[kind.index()].pending
