@@ -672,9 +672,12 @@ fn collector_ingest_api_auth_encodings_dedup_and_inspection() {
     );
 }
 
-/// (class, start, end) of each batch the collector stored, from its Idempotency-Key
+/// A batch's class, start and end (segment, offset), as its Idempotency-Key names them.
+type KeyRange = (String, (u64, u64), (u64, u64));
+
+/// The range of each batch the collector stored, from its Idempotency-Key
 /// `sensor:spool:class:S.O-S.O`.
-fn stored_ranges(db: &Path) -> Vec<(String, (u64, u64), (u64, u64))> {
+fn stored_ranges(db: &Path) -> Vec<KeyRange> {
     let db = rusqlite::Connection::open(db).unwrap();
     let mut q = db.prepare("SELECT idempotency_key FROM batches").unwrap();
     let keys: Vec<String> = q
@@ -696,7 +699,7 @@ fn stored_ranges(db: &Path) -> Vec<(String, (u64, u64), (u64, u64))> {
 }
 
 /// No two stored batches of a class overlap: every resend used the key of its first attempt.
-fn assert_disjoint(mut ranges: Vec<(String, (u64, u64), (u64, u64))>) {
+fn assert_disjoint(mut ranges: Vec<KeyRange>) {
     ranges.sort();
     for w in ranges.windows(2) {
         if w[0].0 == w[1].0 {
