@@ -7,6 +7,7 @@
 #    restarted sensor: pure push records/s out of the spool (spool scan at start included).
 # Each line also gives the CPU seconds the sensor and the collector used, so the figure can be
 # read against the machine's cores. BIN_DIR=dir runs other binaries (e.g. a baseline build).
+# COLLECTOR_ARGS="--synchronous normal" passes options to the collector.
 set -eu
 CALLS=${1:-100000}
 BATCH=${2:-2000}
@@ -20,7 +21,7 @@ python3 "$ROOT/benches/gen_calls.py" "$W/calls.pcap" "$CALLS"
 python3 "$ROOT/benches/gen_calls.py" "$W/empty.pcap" 0
 
 start_collector() { # $1 = db, $2 = bind
-  "$BIN/shaken-collector" --bind "$2" --db "$1" --token bench > "$W/collector.out" 2>/dev/null &
+  "$BIN/shaken-collector" --bind "$2" --db "$1" --token bench ${COLLECTOR_ARGS:-} > "$W/collector.out" 2>/dev/null &
   CPID=$!
   ADDR=
   while [ -z "$ADDR" ]; do
