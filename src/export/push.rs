@@ -494,8 +494,15 @@ impl Pusher {
     fn next_batch(&self) -> Result<Option<Batch>, SpoolError> {
         let window = self.cfg.max_in_flight.max(1) * HELD_PER_SLOT;
         for kind in Kind::ALL {
-            if self.shared.spool.in_flight(kind) >= window {
-                continue; // an undelivered batch holds too many delivered ones behind it
+            // DetectionEvents go one batch at a time, so the collector receives an event's
+            // states (opened, updated, closed) in order; they are few. CallRecords are
+            // independent of each other and may arrive in any order.
+            let limit = match kind {
+                Kind::Detection => 1,
+                Kind::CallRecord => window,
+            };
+            if self.shared.spool.in_flight(kind) >= limit {
+                continue; // one out already, or too many delivered held behind one
             }
             let b = self.shared.spool.next_batch(
                 kind,
