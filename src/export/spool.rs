@@ -496,6 +496,11 @@ impl ClassLog {
 /// missing or garbled lines are skipped: the worst case is a batch cut differently, which the
 /// collector's per-record deduplication still absorbs.
 fn read_boundaries(path: &Path) -> Vec<Position> {
+    // The pusher keeps it to a few thousand lines; a larger file is not ours to trust.
+    if fs::metadata(path).is_ok_and(|m| m.len() > 1 << 20) {
+        tracing::warn!(file = %path.display(), "spool: inflight file too large; ignored");
+        return Vec::new();
+    }
     let text = fs::read_to_string(path).unwrap_or_default();
     text.lines()
         .take(1 << 16)
