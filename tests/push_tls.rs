@@ -233,6 +233,8 @@ fn push_over_mutual_tls_delivers_detections_first_in_the_wire_format() {
         spool_dir: spool_dir.display().to_string(),
         dead_letter_dir: p("dead-letter"),
         batch_max_records: 2,
+        // One request at a time, so the order on the wire is the order of hand-out.
+        max_in_flight: 1,
         backoff_initial_ms: 20,
         backoff_max_ms: 200,
         drain_timeout_s: 20,

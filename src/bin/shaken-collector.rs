@@ -3,7 +3,7 @@
 //! in the library so tests and benches can drive it.
 
 use clap::Parser;
-use shaken_sensor::collector::db::Db;
+use shaken_sensor::collector::db::{Db, Synchronous};
 use shaken_sensor::collector::server::{router, Faults, Settings};
 use shaken_sensor::collector::CollectorError;
 use shaken_sensor::httpd::Limits;
@@ -40,6 +40,11 @@ struct Cli {
     /// File holding the bearer token (a regular file of at most 4 KiB).
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// SQLite durability: `full` fsyncs every committed batch (a batch answered 2xx survives a
+    /// power loss); `normal` only at checkpoints (faster; a power loss can lose acknowledged
+    /// batches the sensors have already deleted).
+    #[arg(long, value_enum, default_value_t = Synchronous::Full)]
+    synchronous: Synchronous,
     /// Largest request body, compressed or inflated, MiB.
     #[arg(long, default_value_t = 16)]
     max_body_mb: usize,
@@ -121,7 +126,7 @@ fn serve(cli: Cli) -> Result<(), CollectorError> {
     if token.is_empty() {
         return Err(CollectorError::NoToken);
     }
-    let db = Db::open(&cli.db)?;
+    let db = Db::open_with(&cli.db, cli.synchronous)?;
     let max_body = cli.max_body_mb.max(1) << 20;
     let d = Limits::default();
     let secs =

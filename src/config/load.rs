@@ -498,6 +498,7 @@ impl Config {
         range("queue_records", p.queue_records as u64, 1, 1 << 24)?;
         range("batch_max_records", p.batch_max_records as u64, 1, 100_000)?;
         range("batch_max_bytes", p.batch_max_bytes as u64, 1024, 64 << 20)?;
+        range("max_in_flight", p.max_in_flight as u64, 1, 64)?;
         range("timeout_ms", p.timeout_ms, 100, 600_000)?;
         range("backoff_initial_ms", p.backoff_initial_ms, 1, 600_000)?;
         range(

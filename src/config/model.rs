@@ -535,6 +535,9 @@ pub struct PushConfig {
     pub queue_records: usize,
     pub batch_max_records: usize,
     pub batch_max_bytes: usize,
+    /// Batches out for delivery at once; the spool's ack point still moves only over a
+    /// contiguous run of delivered ones.
+    pub max_in_flight: usize,
     /// Whole-request deadline.
     pub timeout_ms: u64,
     /// Retry delays: exponential from initial to max, with jitter; Retry-After is honoured.
@@ -564,8 +567,9 @@ impl Default for PushConfig {
             fsync: PushFsync::EveryBatch,
             fsync_interval_ms: 1000,
             queue_records: 16_384,
-            batch_max_records: 500,
-            batch_max_bytes: 1_048_576,
+            batch_max_records: 2000,
+            batch_max_bytes: 4_194_304,
+            max_in_flight: 4,
             timeout_ms: 10_000,
             backoff_initial_ms: 500,
             backoff_max_ms: 60_000,

@@ -9,10 +9,14 @@
 //! never block the capture path (its input is a bounded queue, [`PushQueue`]), and never spin:
 //! every retry waits.
 //!
+//! Up to `max_in_flight` batches are out at once, each retried by its own task; the spool's ack
+//! point moves only over a contiguous run of settled batches ([`Spool::delivered`]), and a batch
+//! cut before a crash is cut the same way after it, so it keeps its Idempotency-Key.
+//!
 //! Threads: one spool writer (appends what the queue brings, fsync policy), one pusher with its
 //! own small tokio runtime. [`PushService::finish`] drains for at most `drain_timeout_s`.
 
-use super::spool::{now_ms, Batch, FsyncPolicy, Kind, Spool, SpoolConfig, SpoolError};
+use super::spool::{now_ms, Batch, FsyncPolicy, Kind, Position, Spool, SpoolConfig, SpoolError};
 use crate::config::{PushConfig, PushFsync};
 use crate::metrics::Metrics;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
@@ -30,6 +34,9 @@ use tokio::sync::Notify;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// Bytes of a refusal's body kept in the dead-letter file and the log.
 const MAX_REASON: usize = 4096;
+/// Batches of one class a single undelivered batch may hold behind it (delivered, waiting for
+/// the ack point), per `max_in_flight` slot; beyond it no new batch of that class goes out.
+const HELD_PER_SLOT: usize = 16;
 /// Records the spool writer appends at once.
 const APPEND_BATCH: usize = 1024;
 
@@ -250,7 +257,6 @@ impl PushService {
             sensor_id: sensor_id.to_string(),
             cfg: cfg.clone(),
             shared,
-            rng: Jitter::new(),
         };
         let pusher = std::thread::Builder::new()
             .name("push".into())
@@ -374,8 +380,14 @@ enum Outcome {
 struct Jitter(u64);
 
 impl Jitter {
-    fn new() -> Self {
-        Jitter((now_ms() ^ (u64::from(std::process::id()) << 32)) | 1)
+    /// `salt` spreads the tasks of one process apart.
+    fn new(salt: u64) -> Self {
+        Jitter(
+            (now_ms()
+                ^ (u64::from(std::process::id()) << 32)
+                ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                | 1,
+        )
     }
 
     /// A uniform draw in [d/2, d].
@@ -389,6 +401,7 @@ impl Jitter {
     }
 }
 
+/// What every delivery task shares.
 struct Pusher {
     client: reqwest::Client,
     auth: HeaderValue,
@@ -396,7 +409,6 @@ struct Pusher {
     sensor_id: String,
     cfg: PushConfig,
     shared: Shared,
-    rng: Jitter,
 }
 
 /// The Idempotency-Key of a batch: sensor, spool instance, class and the byte range it covers,
@@ -433,8 +445,11 @@ fn retry_after(h: &HeaderMap) -> Option<Duration> {
 }
 
 impl Pusher {
-    fn run(mut self) {
-        let rt = match tokio::runtime::Builder::new_current_thread()
+    fn run(self) {
+        // Two workers: gzip of one batch and the HTTP of the others overlap.
+        let rt = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("push-io")
             .enable_all()
             .build()
         {
@@ -444,7 +459,7 @@ impl Pusher {
                 return;
             }
         };
-        rt.block_on(self.deliver_loop());
+        rt.block_on(Arc::new(self).deliver_loop());
     }
 
     /// Unix ms by which to stop, once the sensor is finishing.
@@ -455,6 +470,10 @@ impl Pusher {
         }
     }
 
+    fn past_deadline(&self) -> bool {
+        self.deadline().is_some_and(|t| now_ms() >= t)
+    }
+
     /// Sleeps `d`, or less when the drain deadline comes first; false when it came.
     async fn pause(&self, d: Duration) -> bool {
         let until = Instant::now() + d;
@@ -463,7 +482,7 @@ impl Pusher {
             if now >= until {
                 return true;
             }
-            if self.deadline().is_some_and(|t| now_ms() >= t) {
+            if self.past_deadline() {
                 return false;
             }
             // Short steps so a finish() during a long backoff is noticed promptly.
@@ -471,9 +490,21 @@ impl Pusher {
         }
     }
 
+    /// The next batch to hand out, DetectionEvents first.
     fn next_batch(&self) -> Result<Option<Batch>, SpoolError> {
+        let window = self.cfg.max_in_flight.max(1) * HELD_PER_SLOT;
         for kind in Kind::ALL {
-            let b = self.shared.spool.read_batch(
+            // DetectionEvents go one batch at a time, so the collector receives an event's
+            // states (opened, updated, closed) in order; they are few. CallRecords are
+            // independent of each other and may arrive in any order.
+            let limit = match kind {
+                Kind::Detection => 1,
+                Kind::CallRecord => window,
+            };
+            if self.shared.spool.in_flight(kind) >= limit {
+                continue; // one out already, or too many delivered held behind one
+            }
+            let b = self.shared.spool.next_batch(
                 kind,
                 self.cfg.batch_max_records,
                 self.cfg.batch_max_bytes,
@@ -485,63 +516,109 @@ impl Pusher {
         Ok(None)
     }
 
-    async fn deliver_loop(&mut self) {
+    /// Keeps up to `max_in_flight` batches out, each delivered by its own task with its own
+    /// retries; the spool counts a batch delivered when its task settles it.
+    async fn deliver_loop(self: Arc<Self>) {
         let m = self.shared.metrics.clone();
-        let mut attempt: u32 = 0;
-        // The batch being delivered is kept across its retries, so every attempt carries the
-        // same records and the same Idempotency-Key.
-        let mut current: Option<Batch> = None;
+        let max = self.cfg.max_in_flight.max(1);
+        let mut tasks = tokio::task::JoinSet::new();
+        // (class, start) -> append time of the batch's first record, for the backlog age.
+        let mut out: std::collections::BTreeMap<(usize, Position), u64> = Default::default();
+        let mut read_failed = false;
         loop {
-            if current.is_none() {
-                current = match self.next_batch() {
-                    Ok(b) => b,
+            let finishing = self.deadline().is_some();
+            let late = self.past_deadline();
+            while !late && !read_failed && tasks.len() < max {
+                match self.next_batch() {
+                    Ok(Some(batch)) => {
+                        let at = (batch.kind as usize, batch.start);
+                        out.insert(at, batch.first_appended_ms);
+                        tasks.spawn(self.clone().deliver(batch));
+                    }
+                    Ok(None) => break,
                     Err(e) => {
                         tracing::error!(error = %e, "push: reading the spool failed");
-                        if !self.pause(Duration::from_secs(1)).await {
-                            return;
-                        }
-                        continue;
+                        read_failed = true;
                     }
-                };
+                }
             }
-            let Some(batch) = current.as_ref() else {
-                m.push_oldest_undelivered_seconds.set(0);
-                if self.deadline().is_some() {
-                    return; // drained
+            let unsent = Kind::ALL.iter().any(|k| self.shared.spool.unsent(*k));
+            if unsent && !late && !read_failed {
+                m.push_in_flight_full.inc();
+            }
+            m.push_in_flight.set(tasks.len() as i64);
+            m.push_oldest_undelivered_seconds.set(
+                out.values()
+                    .min()
+                    .map_or(0, |t| now_ms().saturating_sub(*t) / 1000) as i64,
+            );
+            if tasks.is_empty() {
+                if finishing && (late || !read_failed) {
+                    return; // drained, or out of time
+                }
+                if read_failed {
+                    read_failed = false;
+                    if !self.pause(Duration::from_secs(1)).await {
+                        return;
+                    }
+                    continue;
                 }
                 tokio::select! {
                     _ = self.shared.wake.notified() => {}
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 }
                 continue;
-            };
-            m.push_oldest_undelivered_seconds
-                .set((now_ms().saturating_sub(batch.first_appended_ms) / 1000) as i64);
-            let key = batch_key(&self.sensor_id, self.shared.spool.id(), batch);
-            let body = gzip_ndjson(&batch.records);
+            }
+            let room = tasks.len() < max && !late;
+            tokio::select! {
+                done = tasks.join_next() => {
+                    if let Some(Ok(at)) = done {
+                        out.remove(&at);
+                    }
+                }
+                _ = self.shared.wake.notified(), if room => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+            // Settle every other finished task before handing out more.
+            while let Some(done) = tasks.try_join_next() {
+                if let Ok(at) = done {
+                    out.remove(&at);
+                }
+            }
+        }
+    }
+
+    /// Delivers one batch: retried until the collector acknowledges or refuses it, or the
+    /// drain deadline comes. Every attempt carries the same records and Idempotency-Key.
+    async fn deliver(self: Arc<Self>, batch: Batch) -> (usize, Position) {
+        let at = (batch.kind as usize, batch.start);
+        let m = &self.shared.metrics;
+        let key = batch_key(&self.sensor_id, self.shared.spool.id(), &batch);
+        let body = tokio::task::block_in_place(|| gzip_ndjson(&batch.records));
+        let mut rng = Jitter::new(batch.start.offset ^ batch.start.segment.rotate_left(32));
+        let mut attempt: u32 = 0;
+        loop {
             let outcome = match self.deadline() {
                 Some(t) => {
                     let left = Duration::from_millis(t.saturating_sub(now_ms()));
-                    match tokio::time::timeout(left, self.send(&key, body)).await {
+                    match tokio::time::timeout(left, self.send(&key, body.clone())).await {
                         Ok(o) => o,
-                        Err(_) => return, // drain time is up; the batch stays spooled
+                        Err(_) => return at, // the drain deadline came: it stays spooled
                     }
                 }
-                None => self.send(&key, body).await,
+                None => self.send(&key, body.clone()).await,
             };
             let wait = match outcome {
                 Outcome::Delivered => {
-                    attempt = 0;
                     m.push_auth_failing.set(0);
                     m.push_batches.with_label_values(&["delivered"]).inc();
                     m.push_records
                         .with_label_values(&["delivered"])
                         .inc_by(batch.records.len() as u64);
-                    if let Err(e) = self.shared.spool.ack(batch) {
+                    if let Err(e) = self.shared.spool.delivered(&batch) {
                         tracing::error!(error = %e, "push: cannot record delivery; the batch will be sent again");
                     }
-                    current = None;
-                    continue;
+                    return at;
                 }
                 Outcome::Retry { why, after } => {
                     m.push_batches.with_label_values(&["retry"]).inc();
@@ -549,7 +626,7 @@ impl Pusher {
                         .saturating_mul(1u32 << attempt.min(20))
                         .min(Duration::from_millis(self.cfg.backoff_max_ms));
                     attempt = attempt.saturating_add(1);
-                    let wait = self.rng.spread(exp).max(after.unwrap_or_default());
+                    let wait = rng.spread(exp).max(after.unwrap_or_default());
                     tracing::warn!(reason = %why, retry_in_ms = wait.as_millis() as u64, records = batch.records.len(), "push: batch not delivered, will retry");
                     wait
                 }
@@ -564,21 +641,19 @@ impl Pusher {
                     Duration::from_millis(self.cfg.backoff_max_ms)
                 }
                 Outcome::Refused { status, reason } => {
-                    attempt = 0;
                     m.push_batches.with_label_values(&["dead_letter"]).inc();
                     m.push_records
                         .with_label_values(&["dead_letter"])
                         .inc_by(batch.records.len() as u64);
-                    self.dead_letter(batch, &key, status, &reason);
-                    if let Err(e) = self.shared.spool.ack(batch) {
+                    tokio::task::block_in_place(|| self.dead_letter(&batch, &key, status, &reason));
+                    if let Err(e) = self.shared.spool.delivered(&batch) {
                         tracing::error!(error = %e, "push: cannot record the dead-letter move");
                     }
-                    current = None;
-                    continue;
+                    return at;
                 }
             };
             if !self.pause(wait).await {
-                return;
+                return at; // the drain deadline came: it stays spooled
             }
         }
     }

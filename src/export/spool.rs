@@ -4,6 +4,11 @@
 //! only when the collector acknowledged it ([`Spool::ack`]), when it was dead-lettered, or when
 //! the size cap sheds it (counted in `records_shed_total`).
 //!
+//! Several batches may be out at once ([`Spool::next_batch`], [`Spool::delivered`]): the ack
+//! position then moves only over a contiguous run of delivered batches ([`InFlight`]), and the
+//! ends of the batches out are kept in `DIR/{detection,call}/inflight` so a restart cuts them
+//! at the same places (same Idempotency-Keys).
+//!
 //! Layout: `DIR/{detection,call}/seg-NNNNNNNNNNNNNNNN.log` and `DIR/{detection,call}/ack`.
 //! Frame: `len u32 LE | crc32 u32 LE | appended_at_ms u64 LE | payload (len bytes)`; the CRC
 //! covers the timestamp and the payload. On open every segment is scanned: a torn or corrupt
@@ -14,6 +19,7 @@
 //! oldest CallRecord segments first, DetectionEvents only when no CallRecord is left), never
 //! lose an unacknowledged record except by a counted shed, and never panic on a damaged file.
 
+use super::inflight::InFlight;
 use crate::clock::{Clock, SystemClock};
 use crate::metrics::Metrics;
 use std::fs::{self, File, OpenOptions};
@@ -129,6 +135,9 @@ struct ClassLog {
     /// Records after the ack position.
     pending: u64,
     dirty: bool,
+    /// Batches out for delivery through [`Spool::next_batch`], tagged with their per-segment
+    /// record counts.
+    inflight: InFlight<Vec<(u64, u64)>>,
 }
 
 struct Inner {
@@ -275,6 +284,7 @@ impl ClassLog {
                 records: count,
             });
         }
+        let inflight = InFlight::resume(ack, read_boundaries(&dir.join("inflight")));
         Ok(ClassLog {
             kind,
             dir,
@@ -283,6 +293,7 @@ impl ClassLog {
             ack,
             pending,
             dirty: false,
+            inflight,
         })
     }
 
@@ -360,6 +371,7 @@ impl ClassLog {
             segment: self.segments.first().map_or(seg.id + 1, |s| s.id),
             offset: 0,
         };
+        self.inflight.skip_to(self.ack);
         write_ack(&self.dir, self.ack)?;
         Ok(undelivered)
     }
@@ -371,6 +383,148 @@ impl ClassLog {
         let (_, _, after) = scan(&segment_path(&self.dir, seg.id), self.ack.offset)?;
         Ok(after)
     }
+}
+
+impl ClassLog {
+    /// Up to the limits (at least one record) from `from` on, ending at `stop` if given; None
+    /// when there is nothing there.
+    fn read_from(
+        &self,
+        from: Position,
+        stop: Option<Position>,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<Option<Batch>, SpoolError> {
+        let mut pos = from;
+        let mut batch = Batch {
+            kind: self.kind,
+            start: pos,
+            end: pos,
+            records: Vec::new(),
+            first_appended_ms: 0,
+            per_segment: Vec::new(),
+        };
+        let mut bytes = 0usize;
+        let first = pos.segment;
+        'segments: for seg in self.segments.iter().filter(|s| s.id >= first) {
+            if seg.id > pos.segment {
+                pos = Position {
+                    segment: seg.id,
+                    offset: 0,
+                };
+            }
+            if pos.offset >= seg.bytes {
+                continue;
+            }
+            let path = segment_path(&self.dir, seg.id);
+            let mut f = File::open(&path).map_err(io_err(&path))?;
+            f.seek(SeekFrom::Start(pos.offset)).map_err(io_err(&path))?;
+            let mut r = io::BufReader::with_capacity(1 << 16, f.take(seg.bytes - pos.offset));
+            let mut here = 0;
+            // Set when a limit is reached: the batch ends here, inside this segment.
+            let mut full = false;
+            while pos.offset < seg.bytes {
+                if batch.records.len() >= max_records || stop.is_some_and(|s| pos >= s) {
+                    full = true;
+                    break;
+                }
+                let Some((ts, payload)) = read_frame(&mut r) else {
+                    // Shorter than its recorded length: damaged under us. Its rest is skipped.
+                    tracing::error!(segment = %path.display(), offset = pos.offset, "spool: unreadable frame");
+                    break;
+                };
+                if !batch.records.is_empty() && bytes + payload.len() > max_bytes {
+                    full = true;
+                    break;
+                }
+                if batch.records.is_empty() {
+                    batch.first_appended_ms = ts;
+                    batch.start = pos;
+                }
+                pos.offset += FRAME_HEADER + payload.len() as u64;
+                bytes += payload.len();
+                batch.records.push(payload);
+                here += 1;
+            }
+            if here > 0 {
+                batch.per_segment.push((seg.id, here));
+            }
+            batch.end = pos;
+            if full || batch.records.len() >= max_records || bytes >= max_bytes {
+                break 'segments;
+            }
+        }
+        Ok((!batch.records.is_empty()).then_some(batch))
+    }
+
+    /// Delivered records leave the pending count (those of segments still here and not behind
+    /// the ack point: a shed already took the others off).
+    fn uncount(&mut self, per_segment: &[(u64, u64)]) {
+        for (seg, n) in per_segment {
+            if self.segments.iter().any(|s| s.id == *seg) && *seg >= self.ack.segment {
+                self.pending -= (*n).min(self.pending);
+            }
+        }
+    }
+
+    /// Moves the ack point to `end`, deletes segments wholly behind it (never the one being
+    /// written) and writes the ack file.
+    fn move_ack(&mut self, end: Position) -> Result<(), SpoolError> {
+        self.ack = end;
+        while self.segments.len() > 1 {
+            let first = &self.segments[0];
+            let done = first.id < self.ack.segment
+                || (first.id == self.ack.segment && self.ack.offset >= first.bytes);
+            if !done {
+                break;
+            }
+            let path = segment_path(&self.dir, first.id);
+            fs::remove_file(&path).map_err(io_err(&path))?;
+            self.segments.remove(0);
+            if self.ack.segment < self.segments[0].id {
+                self.ack = Position {
+                    segment: self.segments[0].id,
+                    offset: 0,
+                };
+            }
+        }
+        write_ack(&self.dir, self.ack)
+    }
+}
+
+/// The batch ends a previous run had out (`DIR/kind/inflight`, one `segment offset` a line);
+/// missing or garbled lines are skipped: the worst case is a batch cut differently, which the
+/// collector's per-record deduplication still absorbs.
+fn read_boundaries(path: &Path) -> Vec<Position> {
+    // The pusher keeps it to a few thousand lines; a larger file is not ours to trust.
+    if fs::metadata(path).is_ok_and(|m| m.len() > 1 << 20) {
+        tracing::warn!(file = %path.display(), "spool: inflight file too large; ignored");
+        return Vec::new();
+    }
+    let text = fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .take(1 << 16)
+        .filter_map(|l| {
+            let (a, b) = l.trim().split_once(' ')?;
+            Some(Position {
+                segment: a.parse().ok()?,
+                offset: b.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Like the ack file: temporary file and rename, not fsynced (after a power loss batches may
+/// be cut differently, and per-record deduplication at the collector still holds).
+fn write_boundaries(dir: &Path, ends: &[Position]) -> Result<(), SpoolError> {
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity(ends.len() * 24);
+    for e in ends {
+        let _ = writeln!(text, "{} {}", e.segment, e.offset);
+    }
+    let tmp = dir.join("inflight.tmp");
+    fs::write(&tmp, text).map_err(io_err(&tmp))?;
+    fs::rename(&tmp, dir.join("inflight")).map_err(io_err(dir))
 }
 
 fn read_ack(path: &Path) -> Position {
@@ -480,7 +634,8 @@ impl Spool {
     }
 
     /// Up to `max_records` / `max_bytes` (at least one record) of `kind` from its ack position,
-    /// or None when everything of that kind was delivered.
+    /// or None when everything of that kind was delivered. Reading again without an ack gives
+    /// the same records (one batch at a time; see [`Spool::next_batch`] for several).
     pub fn read_batch(
         &self,
         kind: Kind,
@@ -492,103 +647,84 @@ impl Spool {
         if log.pending == 0 {
             return Ok(None);
         }
-        let mut pos = log.ack;
-        let mut batch = Batch {
-            kind,
-            start: pos,
-            end: pos,
-            records: Vec::new(),
-            first_appended_ms: 0,
-            per_segment: Vec::new(),
-        };
-        let mut bytes = 0usize;
-        let first = pos.segment;
-        'segments: for seg in log.segments.iter().filter(|s| s.id >= first) {
-            if seg.id > pos.segment {
-                pos = Position {
-                    segment: seg.id,
-                    offset: 0,
-                };
-            }
-            if pos.offset >= seg.bytes {
-                continue;
-            }
-            let path = segment_path(&log.dir, seg.id);
-            let mut f = File::open(&path).map_err(io_err(&path))?;
-            f.seek(SeekFrom::Start(pos.offset)).map_err(io_err(&path))?;
-            let mut r = io::BufReader::with_capacity(1 << 16, f.take(seg.bytes - pos.offset));
-            let mut here = 0;
-            // Set when a limit is reached: the batch ends here, inside this segment.
-            let mut full = false;
-            while pos.offset < seg.bytes {
-                if batch.records.len() >= max_records {
-                    full = true;
-                    break;
-                }
-                let Some((ts, payload)) = read_frame(&mut r) else {
-                    // Shorter than its recorded length: damaged under us. Its rest is skipped.
-                    tracing::error!(segment = %path.display(), offset = pos.offset, "spool: unreadable frame");
-                    break;
-                };
-                if !batch.records.is_empty() && bytes + payload.len() > max_bytes {
-                    full = true;
-                    break;
-                }
-                if batch.records.is_empty() {
-                    batch.first_appended_ms = ts;
-                    batch.start = pos;
-                }
-                pos.offset += FRAME_HEADER + payload.len() as u64;
-                bytes += payload.len();
-                batch.records.push(payload);
-                here += 1;
-            }
-            if here > 0 {
-                batch.per_segment.push((seg.id, here));
-            }
-            batch.end = pos;
-            if full || batch.records.len() >= max_records || bytes >= max_bytes {
-                break 'segments;
-            }
-        }
-        Ok((!batch.records.is_empty()).then_some(batch))
+        log.read_from(log.ack, None, max_records, max_bytes)
     }
 
-    /// Marks a batch delivered (or dead-lettered): the ack position moves past it, fully
-    /// delivered segments are deleted. An ack for records already shed is harmless.
+    /// Marks a batch from [`Spool::read_batch`] delivered (or dead-lettered): the ack position
+    /// moves past it, fully delivered segments are deleted. An ack for records already shed is
+    /// harmless.
     pub fn ack(&self, batch: &Batch) -> Result<(), SpoolError> {
         let mut inner = self.lock();
         let log = &mut inner.classes[batch.kind.index()];
         if batch.end <= log.ack {
             return Ok(());
         }
-        for (seg, n) in &batch.per_segment {
-            if log.segments.iter().any(|s| s.id == *seg) && *seg >= log.ack.segment {
-                log.pending -= (*n).min(log.pending);
-            }
-        }
-        log.ack = batch.end;
-        // Delete segments wholly behind the ack, but never the one being written.
-        while log.segments.len() > 1 {
-            let first = &log.segments[0];
-            let done = first.id < log.ack.segment
-                || (first.id == log.ack.segment && log.ack.offset >= first.bytes);
-            if !done {
-                break;
-            }
-            let path = segment_path(&log.dir, first.id);
-            fs::remove_file(&path).map_err(io_err(&path))?;
-            log.segments.remove(0);
-            if log.ack.segment < log.segments[0].id {
-                log.ack = Position {
-                    segment: log.segments[0].id,
-                    offset: 0,
-                };
-            }
-        }
-        write_ack(&log.dir, log.ack)?;
+        log.uncount(&batch.per_segment);
+        log.move_ack(batch.end)?;
+        log.inflight.skip_to(log.ack);
         inner.publish();
         Ok(())
+    }
+
+    /// The next batch of `kind` to send while others may still be out: it starts where the
+    /// last one handed out ended (or at the ack position), and ends where a previous run cut
+    /// one if it had (so it carries the same Idempotency-Key). Its end is recorded on disk
+    /// before it is returned. None when nothing is left to hand out.
+    pub fn next_batch(
+        &self,
+        kind: Kind,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<Option<Batch>, SpoolError> {
+        let mut inner = self.lock();
+        let log = &mut inner.classes[kind.index()];
+        let from = log.inflight.cursor().max(log.ack);
+        let Some(batch) = log.read_from(from, log.inflight.stop_at(), max_records, max_bytes)?
+        else {
+            return Ok(None);
+        };
+        log.inflight
+            .dispatch(batch.start, batch.end, batch.per_segment.clone());
+        write_boundaries(&log.dir, &log.inflight.boundaries())?;
+        Ok(Some(batch))
+    }
+
+    /// A batch from [`Spool::next_batch`] was delivered (or dead-lettered). The ack position
+    /// moves only when this closes a contiguous run from it: a batch acknowledged before an
+    /// earlier one waits for that one.
+    pub fn delivered(&self, batch: &Batch) -> Result<(), SpoolError> {
+        let mut inner = self.lock();
+        let log = &mut inner.classes[batch.kind.index()];
+        let Some((end, done)) = log.inflight.complete(batch.start) else {
+            return Ok(());
+        };
+        if end <= log.ack {
+            return Ok(());
+        }
+        for per_segment in &done {
+            log.uncount(per_segment);
+        }
+        log.move_ack(end)?;
+        inner.publish();
+        Ok(())
+    }
+
+    /// Batches handed out by [`Spool::next_batch`] and not yet part of the acknowledged run.
+    pub fn in_flight(&self, kind: Kind) -> usize {
+        self.lock().classes[kind.index()].inflight.len()
+    }
+
+    /// Whether records of `kind` wait that no batch out covers yet.
+    pub fn unsent(&self, kind: Kind) -> bool {
+        let inner = self.lock();
+        let log = &inner.classes[kind.index()];
+        let from = log.inflight.cursor().max(log.ack);
+        log.segments.last().is_some_and(|s| {
+            from < Position {
+                segment: s.id,
+                offset: s.bytes,
+            }
+        })
     }
 
     /// Undelivered records of `kind`.

@@ -61,6 +61,10 @@ pub const RECORDS_SHED_TOTAL: &str = "shaken_sensor_records_shed_total";
 pub const PUSH_OLDEST_UNDELIVERED_SECONDS: &str = "shaken_sensor_push_oldest_undelivered_seconds";
 pub const SPOOL_TORN_TAIL_TOTAL: &str = "shaken_sensor_spool_torn_tail_total";
 pub const PUSH_AUTH_FAILING: &str = "shaken_sensor_push_auth_failing";
+/// Push batches out for delivery now; at push.max_in_flight the pusher sends no more.
+pub const PUSH_IN_FLIGHT: &str = "shaken_sensor_push_in_flight";
+/// Times the pusher had records to send and push.max_in_flight batches already out.
+pub const PUSH_IN_FLIGHT_FULL_TOTAL: &str = "shaken_sensor_push_in_flight_full_total";
 pub const DETECTIONS_TOTAL: &str = "shaken_sensor_detections_total";
 pub const DETECT_DROPPED_TOTAL: &str = "shaken_sensor_detect_dropped_total";
 pub const DETECT_KEYS: &str = "shaken_sensor_detect_keys";

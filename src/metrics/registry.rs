@@ -61,6 +61,9 @@ pub struct Metrics {
     pub spool_torn_tail: IntCounter,
     /// 1 while the collector refuses our credentials (401/403).
     pub push_auth_failing: IntGauge,
+    /// Batches out for delivery at once, and how often that hit push.max_in_flight.
+    pub push_in_flight: IntGauge,
+    pub push_in_flight_full: IntCounter,
     /// DetectionEvents by rule and state.
     pub detections: IntCounterVec,
     /// Detection input lost (live only): calls at a full shard queue, events at the sink.
@@ -295,6 +298,16 @@ impl Metrics {
                 &r,
                 PUSH_AUTH_FAILING,
                 "1 while the collector answers 401/403 to our token or certificate",
+            ),
+            push_in_flight: gauge(
+                &r,
+                PUSH_IN_FLIGHT,
+                "Push batches out for delivery now (at most push.max_in_flight)",
+            ),
+            push_in_flight_full: counter(
+                &r,
+                PUSH_IN_FLIGHT_FULL_TOTAL,
+                "Times records waited because push.max_in_flight batches were already out",
             ),
             detections: counter_vec(&r, DETECTIONS_TOTAL, "DetectionEvents emitted, by rule and state", &["rule", "state"]),
             detect_dropped: counter_vec(

@@ -256,3 +256,97 @@ fn batches_cut_by_bytes_across_segments_miss_and_repeat_nothing() {
     assert_eq!(got, recs);
     assert_eq!(s.pending(Kind::CallRecord), 0);
 }
+
+#[test]
+fn several_batches_out_move_the_ack_only_over_a_contiguous_delivered_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = open(dir.path(), 1 << 20);
+    let recs: Vec<Vec<u8>> = (0..40).map(rec).collect();
+    s.append(Kind::CallRecord, &recs).unwrap();
+    let out: Vec<Batch> = (0..4)
+        .map(|_| {
+            s.next_batch(Kind::CallRecord, 10, 1 << 20)
+                .unwrap()
+                .unwrap()
+        })
+        .collect();
+    assert!(s
+        .next_batch(Kind::CallRecord, 10, 1 << 20)
+        .unwrap()
+        .is_none());
+    for (i, b) in out.iter().enumerate() {
+        assert_eq!(
+            b.records,
+            recs[i * 10..(i + 1) * 10],
+            "each batch starts where the last ended"
+        );
+    }
+    assert_eq!(s.in_flight(Kind::CallRecord), 4);
+    // The last and the third arrive first: nothing is acknowledged on disk yet.
+    s.delivered(&out[3]).unwrap();
+    s.delivered(&out[2]).unwrap();
+    assert_eq!(s.pending(Kind::CallRecord), 40);
+    assert_eq!(read_ack(&dir.path().join("call/ack")), out[0].start);
+    // The first closes part of the hole; the second (say, retrying) still holds the rest.
+    s.delivered(&out[0]).unwrap();
+    assert_eq!(s.pending(Kind::CallRecord), 30);
+    assert_eq!(read_ack(&dir.path().join("call/ack")), out[0].end);
+    s.delivered(&out[1]).unwrap();
+    assert_eq!(s.pending(Kind::CallRecord), 0);
+    assert_eq!(read_ack(&dir.path().join("call/ack")), out[3].end);
+    assert_eq!(s.in_flight(Kind::CallRecord), 0);
+}
+
+#[test]
+fn after_a_crash_the_batches_that_were_out_are_cut_at_the_same_places() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs: Vec<Vec<u8>> = (0..50).map(rec).collect();
+    let cut_before: Vec<(Position, Position)>;
+    {
+        let (s, _) = open(dir.path(), 1 << 20);
+        s.append(Kind::CallRecord, &recs[..15]).unwrap();
+        // A short batch at the tail (only 15 records there yet), then more appended.
+        let a = s
+            .next_batch(Kind::CallRecord, 10, 1 << 20)
+            .unwrap()
+            .unwrap();
+        let b = s
+            .next_batch(Kind::CallRecord, 10, 1 << 20)
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.records.len(), 5);
+        s.append(Kind::CallRecord, &recs[15..]).unwrap();
+        let c = s
+            .next_batch(Kind::CallRecord, 10, 1 << 20)
+            .unwrap()
+            .unwrap();
+        // Only the third is acknowledged before the crash.
+        s.delivered(&c).unwrap();
+        cut_before = [&a, &b, &c].iter().map(|x| (x.start, x.end)).collect();
+    }
+    let (s, _) = open(dir.path(), 1 << 20);
+    assert_eq!(s.pending(Kind::CallRecord), 50);
+    let again: Vec<Batch> = (0..3)
+        .map(|_| {
+            s.next_batch(Kind::CallRecord, 10, 1 << 20)
+                .unwrap()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        again.iter().map(|x| (x.start, x.end)).collect::<Vec<_>>(),
+        cut_before,
+        "same ranges, so the same Idempotency-Keys"
+    );
+    assert_eq!(again[1].records, recs[10..15]);
+    // Past them batches are full again.
+    let d = s
+        .next_batch(Kind::CallRecord, 10, 1 << 20)
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.records, recs[25..35]);
+    for b in again.iter().chain([&d]) {
+        s.delivered(b).unwrap();
+    }
+    assert_eq!(s.pending(Kind::CallRecord), 15);
+}
