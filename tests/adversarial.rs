@@ -503,29 +503,11 @@ fn live_injection_on_loopback_hits_the_same_limits() {
         .spawn()
         .unwrap();
     let pid = sensor.id();
-    let stderr = sensor.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut log = Vec::new();
-    loop {
-        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
-            let _ = sensor.kill();
-            let _ = sensor.wait();
-            panic!("sensor never reported capture running: {}", log.join("\n"));
-        };
-        log.push(line.clone());
-        if line.contains("capture running") {
-            break;
-        }
+    let mut log = common::StderrLines::of(&mut sensor);
+    if !log.wait_for("capture running", Duration::from_secs(20)) {
+        let _ = sensor.kill();
+        let _ = sensor.wait();
+        panic!("sensor never reported capture running: {}", log.text());
     }
     let inject = Command::new("python3")
         .arg(common::repo().join("pcaps/make-adversarial.py"))
@@ -563,16 +545,12 @@ fn live_injection_on_loopback_hits_the_same_limits() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    log.extend(rx.try_iter());
-    assert!(
-        status.success(),
-        "sensor exit {status:?}: {}",
-        log.join("\n")
-    );
-    assert!(!log.join("\n").contains("panicked"));
+    assert!(status.success(), "sensor exit {status:?}: {}", log.text());
+    let stderr = log.text();
+    assert!(!stderr.contains("panicked"));
     let run = Run {
         metrics: std::fs::read_to_string(&metrics).unwrap(),
-        stderr: log.join("\n"),
+        stderr,
         peak_rss_kb: peak_kb,
         secs: 0.0,
     };

@@ -12,7 +12,6 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const KAMAILIO_PORT: u16 = 25160;
@@ -232,25 +231,13 @@ fn run(version: u8) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = sensor.stderr.take().unwrap();
+    let mut log = common::StderrLines::of(&mut sensor);
     let mut sensor = common::KillOnDrop(sensor);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut log = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("sensor never started: {}", log.join("\n")));
-        log.push(line.clone());
-        if line.contains("capture running") {
-            break;
-        }
-    }
+    assert!(
+        log.wait_for("capture running", Duration::from_secs(20)),
+        "sensor never started: {}",
+        log.text()
+    );
 
     // tcpdump of the same calls (and of the HEP feed) on lo.
     let pcap = d.join("lo.pcap");
@@ -312,13 +299,12 @@ fn run(version: u8) {
     signal(&sensor.0, "TERM");
     let status = wait_with_timeout(&mut sensor.0, Duration::from_secs(15))
         .expect("sensor did not stop on SIGTERM");
-    log.extend(rx.try_iter());
-    assert!(status.success(), "sensor: {}", log.join("\n"));
+    assert!(status.success(), "sensor: {}", log.text());
     drop(tcpdump);
 
     // One record per call, from HEP alone, with the right outcome and verdict.
     let hep = records(&hep_out);
-    assert_eq!(hep.len(), CALLS.len(), "{hep:#?}\n{}", log.join("\n"));
+    assert_eq!(hep.len(), CALLS.len(), "{hep:#?}\n{}", log.text());
     for r in &hep {
         let from = r["from_user"].as_str().unwrap();
         let (_, to) = CALLS

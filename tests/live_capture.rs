@@ -5,9 +5,7 @@
 mod common;
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 fn wait_with_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
@@ -53,25 +51,13 @@ fn live_loopback_capture_records_every_sipp_call() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = sensor.stderr.take().unwrap();
+    let mut log = common::StderrLines::of(&mut sensor);
     let mut sensor = common::KillOnDrop(sensor);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut log = Vec::new();
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("sensor never reported capture running");
-        log.push(line.clone());
-        if line.contains("capture running") {
-            break;
-        }
-    }
+    assert!(
+        log.wait_for("capture running", Duration::from_secs(20)),
+        "sensor never reported capture running: {}",
+        log.text()
+    );
 
     let _uas = common::sipp_uas(UAS_PORT, 60);
     let mut uac = Command::new("sipp")
@@ -114,12 +100,7 @@ fn live_loopback_capture_records_every_sipp_call() {
         .unwrap();
     let status = wait_with_timeout(&mut sensor.0, Duration::from_secs(15))
         .expect("sensor did not stop on SIGTERM");
-    log.extend(rx.try_iter());
-    assert!(
-        status.success(),
-        "sensor exit {status:?}: {}",
-        log.join("\n")
-    );
+    assert!(status.success(), "sensor exit {status:?}: {}", log.text());
 
     let records: Vec<Value> = std::fs::read_to_string(&out)
         .unwrap()
@@ -130,7 +111,7 @@ fn live_loopback_capture_records_every_sipp_call() {
         records.len(),
         CALLS,
         "one record per call; log: {}",
-        log.join("\n")
+        log.text()
     );
     for r in &records {
         assert_eq!(r["schema"], "shaken-sensor/call/v1");

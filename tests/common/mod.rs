@@ -284,3 +284,56 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     gz.write_all(data).unwrap();
     gz.finish().unwrap()
 }
+
+/// A child's stderr read line by line on a thread, for tests that wait for what a daemon logs
+/// (e.g. "capture running") and print its log when an assertion fails.
+pub struct StderrLines {
+    rx: std::sync::mpsc::Receiver<String>,
+    lines: Vec<String>,
+}
+
+impl StderrLines {
+    /// Takes `child`'s piped stderr.
+    pub fn of(child: &mut std::process::Child) -> StderrLines {
+        use std::io::BufRead;
+        let stderr = child.stderr.take().expect("the child's stderr is piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        StderrLines {
+            rx,
+            lines: Vec::new(),
+        }
+    }
+
+    /// Whether a line containing `needle` arrives within `within` (false when the time runs
+    /// out or the child closed its stderr first).
+    pub fn wait_for(&mut self, needle: &str, within: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        while let Ok(line) = self
+            .rx
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            let found = line.contains(needle);
+            self.lines.push(line);
+            if found {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Everything logged so far, one line each.
+    pub fn text(&mut self) -> String {
+        self.lines.extend(self.rx.try_iter());
+        self.lines.join("\n")
+    }
+}
