@@ -2,7 +2,9 @@
 //! own parser from small literal texts. Each test names the rule it pins.
 
 use super::*;
-use crate::dialog::testkit::{feed, invite, request, response, table, Emitted, CALLEE, CALLER};
+use crate::dialog::testkit::{
+    expire, feed, invite, request, response, table, Emitted, CALLEE, CALLER,
+};
 use crate::record::EndedBy;
 
 /// A BYE sent by the callee: From and To swapped, so the caller's tag is in To.
@@ -218,16 +220,12 @@ fn unanswered_challenge_times_out_as_callee_at_the_challenge() {
         CALLEE,
         &mut out,
     );
-    t.expire(Timestamp::from_secs(130), &mut |id, r| {
-        out.push((id.to_vec(), r))
-    });
+    expire(&mut t, 130, &mut out);
     assert!(
         out.is_empty(),
         "the retry window runs from the challenge, not the INVITE"
     );
-    t.expire(Timestamp::from_secs(131), &mut |id, r| {
-        out.push((id.to_vec(), r))
-    });
+    expire(&mut t, 131, &mut out);
     assert_eq!(out.len(), 1);
     let r = &out[0].1;
     assert_eq!(r.dialog.ended_by, EndedBy::Callee);
@@ -375,13 +373,9 @@ fn unanswered_invite_times_out_at_its_deadline() {
         CALLEE,
         &mut out,
     );
-    t.expire(Timestamp::from_secs(129), &mut |id, r| {
-        out.push((id.to_vec(), r))
-    });
+    expire(&mut t, 129, &mut out);
     assert!(out.is_empty(), "before invite_timeout_s nothing closes");
-    t.expire(Timestamp::from_secs(500), &mut |id, r| {
-        out.push((id.to_vec(), r))
-    });
+    expire(&mut t, 500, &mut out);
     assert_eq!(out.len(), 1);
     let r = &out[0].1;
     assert_eq!(r.dialog.ended_by, EndedBy::Timeout);
@@ -401,13 +395,9 @@ fn answered_call_times_out_after_max_call_duration() {
         CALLEE,
         &mut out,
     );
-    t.expire(Timestamp::from_secs(3000), &mut |id, r| {
-        out.push((id.to_vec(), r))
-    });
+    expire(&mut t, 3000, &mut out);
     assert!(out.is_empty(), "an answered call outlives invite_timeout_s");
-    t.expire(Timestamp::from_secs(102 + 3600), &mut |id, r| {
-        out.push((id.to_vec(), r))
-    });
+    expire(&mut t, 102 + 3600, &mut out);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].1.dialog.ended_by, EndedBy::Timeout);
     assert_eq!(out[0].1.dialog.duration_ms, Some(3_600_000));
@@ -424,9 +414,7 @@ fn cancelled_call_without_487_times_out_as_caller() {
         CALLER,
         &mut out,
     );
-    t.expire(Timestamp::from_secs(200), &mut |id, r| {
-        out.push((id.to_vec(), r))
-    });
+    expire(&mut t, 200, &mut out);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].1.dialog.ended_by, EndedBy::Caller);
     assert!(out[0].1.dialog.cancelled);

@@ -91,6 +91,13 @@ pub fn seen(secs: i64, src: &str) -> Seen {
 }
 
 /// Feeds one message seen at `secs` from `src`; returns whether it started a call.
+/// Runs the table's timeouts at `secs`; closed calls go to `out`.
+pub fn expire(t: &mut DialogTable, secs: i64, out: &mut Emitted) {
+    t.expire(Timestamp::from_secs(secs), &mut |id, r| {
+        out.push((id.to_vec(), r))
+    });
+}
+
 pub fn feed(t: &mut DialogTable, text: &str, secs: i64, src: &str, out: &mut Emitted) -> bool {
     let msg = parse(text.as_bytes(), &ParseLimits::default()).expect("test message parses");
     t.handle(&msg, seen(secs, src), &mut |id, r| {
