@@ -222,22 +222,7 @@ fn run(version: u8) {
     )
     .unwrap();
     let hep_out = d.join("hep.jsonl");
-    let mut sensor = Command::new(common::bin())
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&hep_out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = common::StderrLines::of(&mut sensor);
-    let mut sensor = common::KillOnDrop(sensor);
-    assert!(
-        log.wait_for("capture running", Duration::from_secs(20)),
-        "sensor never started: {}",
-        log.text()
-    );
+    let (mut sensor, mut log) = common::run_until_capturing(&cfg, &hep_out);
 
     // tcpdump of the same calls (and of the HEP feed) on lo.
     let pcap = d.join("lo.pcap");

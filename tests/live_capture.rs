@@ -42,22 +42,7 @@ fn live_loopback_capture_records_every_sipp_call() {
     )
     .unwrap();
     let out = dir.path().join("records.jsonl");
-    let mut sensor = Command::new(common::bin())
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = common::StderrLines::of(&mut sensor);
-    let mut sensor = common::KillOnDrop(sensor);
-    assert!(
-        log.wait_for("capture running", Duration::from_secs(20)),
-        "sensor never reported capture running: {}",
-        log.text()
-    );
+    let (mut sensor, mut log) = common::run_until_capturing(&cfg, &out);
 
     let _uas = common::sipp_uas(UAS_PORT, 60);
     let mut uac = Command::new("sipp")

@@ -337,3 +337,25 @@ impl StderrLines {
         self.lines.join("\n")
     }
 }
+
+/// `shaken-sensor run --config CFG --out OUT`, once it has logged "capture running" (within
+/// 20 s, or the test fails with its log); killed when the guard drops.
+pub fn run_until_capturing(cfg: &Path, out: &Path) -> (KillOnDrop, StderrLines) {
+    let mut child = Command::new(bin())
+        .args(["run", "--config"])
+        .arg(cfg)
+        .arg("--out")
+        .arg(out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("shaken-sensor starts");
+    let mut log = StderrLines::of(&mut child);
+    let sensor = KillOnDrop(child);
+    assert!(
+        log.wait_for("capture running", std::time::Duration::from_secs(20)),
+        "sensor never reported capture running: {}",
+        log.text()
+    );
+    (sensor, log)
+}
