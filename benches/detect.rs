@@ -11,7 +11,7 @@ use shaken_sensor::detect::events::DetectionIds;
 use shaken_sensor::detect::features::{
     Attest, CallEnd, CallIdStr, CallKeys, CallStart, OrigidStr, Signer, SpcStr, Verstat,
 };
-use shaken_sensor::detect::feed::{DetectFeed, DetectMsg};
+use shaken_sensor::detect::feed::{DetectFeed, FeedBatch};
 use shaken_sensor::sip::tn::canonicalize;
 use std::sync::Arc;
 
@@ -94,9 +94,10 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("feed_handoff_per_call", |b| {
         b.iter(|| {
-            let (tx, rx) = crossbeam_channel::bounded::<Vec<DetectMsg>>(1 << 16);
+            let (tx, rx) = crossbeam_channel::bounded::<FeedBatch>(1 << 16);
             let counter = prometheus::IntCounter::new("x", "x").unwrap();
-            let mut feed = DetectFeed::new(vec![tx], crossbeam_channel::never(), true, counter);
+            let template = DetectFeed::new(vec![tx], crossbeam_channel::never(), true, counter);
+            let mut feed = template.for_source(0);
             for (i, (s, end)) in calls.iter().enumerate() {
                 feed.start(s.clone());
                 feed.end(end.clone());
@@ -105,7 +106,8 @@ fn bench(c: &mut Criterion) {
                 }
             }
             drop(feed);
-            black_box(rx.try_iter().map(|b| b.len()).sum::<usize>())
+            drop(template);
+            black_box(rx.try_iter().map(|b| b.msgs.len()).sum::<usize>())
         })
     });
     g.bench_function("engine_1m_distinct_callers_and_origids", |b| {

@@ -1,7 +1,9 @@
 //! The workers' side of the hand-off to the detector shards: call starts and ends are queued
 //! locally and sent as one batch per shard per worker batch (a channel operation amortised
 //! over many calls). Live: `try_send`, a full shard queue drops the batch and counts it, so
-//! detection never slows capture. Replay: `send` waits, nothing is lost.
+//! detection never slows capture. Replay: `send` waits, nothing is lost. Each batch says which
+//! worker sent it and how far that worker's time has got, so the shard can merge the workers'
+//! feeds into one order (`reorder`); a worker's feed says it is done when it is dropped.
 
 use super::engine::shard_of;
 use super::features::{CallEnd, CallKeys, CallStart};
@@ -17,11 +19,23 @@ pub enum DetectMsg {
     Tick(Timestamp),
 }
 
+/// One worker's messages for one shard, in that worker's order. `upto`: nothing the worker
+/// sends later orders before it (`reorder::DONE` when the worker has stopped).
+pub struct FeedBatch {
+    pub source: usize,
+    pub upto: Timestamp,
+    pub msgs: Vec<DetectMsg>,
+}
+
+/// The feed `DetectFeed::new` returns: a template for `for_source`, never sending itself.
+const TEMPLATE: usize = usize::MAX;
+
 /// Time between ticks a worker sends to every shard.
 const TICK_US: i64 = 1_000_000;
 
 pub struct DetectFeed {
-    txs: Vec<Sender<Vec<DetectMsg>>>,
+    source: usize,
+    txs: Vec<Sender<FeedBatch>>,
     /// Emptied batches coming back from the shards: a batch is allocated and freed by the
     /// same thread (a free into another thread's malloc arena contends with its allocations).
     recycled: Receiver<Vec<DetectMsg>>,
@@ -29,37 +43,42 @@ pub struct DetectFeed {
     wait: bool,
     dropped: IntCounter,
     last_tick: Timestamp,
+    /// The latest time this feed promised (sent as `upto`).
+    upto: Timestamp,
 }
 
-impl Clone for DetectFeed {
-    fn clone(&self) -> Self {
+impl DetectFeed {
+    /// The feed of worker `source` (numbered from 0, below the count the shards were given).
+    pub fn for_source(&self, source: usize) -> Self {
         DetectFeed {
+            source,
             txs: self.txs.clone(),
             recycled: self.recycled.clone(),
             pending: self.txs.iter().map(|_| Vec::new()).collect(),
             wait: self.wait,
             dropped: self.dropped.clone(),
             last_tick: Timestamp::ZERO,
+            upto: Timestamp::ZERO,
         }
     }
-}
 
-impl DetectFeed {
     /// `wait`: replay semantics (block on a full queue) instead of live (drop and count).
     /// `recycled`: where shards return emptied batches (`crossbeam_channel::never()` if none).
     pub fn new(
-        txs: Vec<Sender<Vec<DetectMsg>>>,
+        txs: Vec<Sender<FeedBatch>>,
         recycled: Receiver<Vec<DetectMsg>>,
         wait: bool,
         dropped: IntCounter,
     ) -> Self {
         DetectFeed {
+            source: TEMPLATE,
             pending: txs.iter().map(|_| Vec::new()).collect(),
             txs,
             recycled,
             wait,
             dropped,
             last_tick: Timestamp::ZERO,
+            upto: Timestamp::ZERO,
         }
     }
 
@@ -101,31 +120,70 @@ impl DetectFeed {
         }
     }
 
-    /// Sends what is queued (and a tick to every shard once a second of stream time).
+    /// Sends what is queued (and a tick to every shard once a second of stream time), promising
+    /// that nothing sent later is older than `now`.
     pub fn flush(&mut self, now: Timestamp) {
+        if self.source == TEMPLATE {
+            return;
+        }
         let tick = now.0 - self.last_tick.0 >= TICK_US;
         if tick {
             self.last_tick = now;
         }
+        self.upto = self.upto.max(now);
+        self.send_pending(tick.then_some(now));
+    }
+
+    fn send_pending(&mut self, tick: Option<Timestamp>) {
         for (tx, p) in self.txs.iter().zip(self.pending.iter_mut()) {
-            if tick {
-                p.push(DetectMsg::Tick(now));
+            if let Some(t) = tick {
+                p.push(DetectMsg::Tick(t));
             }
             if p.is_empty() {
                 continue;
             }
             let fresh = self.recycled.try_recv().unwrap_or_default();
-            let batch = std::mem::replace(p, fresh);
+            let batch = FeedBatch {
+                source: self.source,
+                upto: self.upto,
+                msgs: std::mem::replace(p, fresh),
+            };
             if self.wait {
                 let _ = tx.send(batch);
             } else if let Err(TrySendError::Full(b) | TrySendError::Disconnected(b)) =
                 tx.try_send(batch)
             {
                 let calls = b
+                    .msgs
                     .iter()
                     .filter(|m| !matches!(m, DetectMsg::Tick(_)))
                     .count();
                 self.dropped.inc_by(calls as u64);
+            }
+        }
+    }
+}
+
+impl Drop for DetectFeed {
+    /// A stopped worker's last word to every shard: what it still held, and that nothing more
+    /// comes (a shard would otherwise wait for it). Live, a full queue loses the word; the
+    /// shard then releases what it holds when its buffer fills, or at the end.
+    fn drop(&mut self) {
+        if self.source == TEMPLATE {
+            return;
+        }
+        self.upto = super::reorder::DONE;
+        // Sent even when empty: the batch carries the promise.
+        for (tx, p) in self.txs.iter().zip(self.pending.iter_mut()) {
+            let batch = FeedBatch {
+                source: self.source,
+                upto: self.upto,
+                msgs: std::mem::take(p),
+            };
+            if self.wait {
+                let _ = tx.send(batch);
+            } else {
+                let _ = tx.try_send(batch);
             }
         }
     }

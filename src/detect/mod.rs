@@ -16,6 +16,7 @@ pub mod hll;
 pub mod keys;
 pub mod kinds;
 pub mod nanp;
+pub mod reorder;
 pub mod rules;
 pub mod space_saving;
 pub mod window;

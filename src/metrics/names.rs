@@ -69,6 +69,7 @@ pub const DETECTIONS_TOTAL: &str = "shaken_sensor_detections_total";
 pub const DETECT_DROPPED_TOTAL: &str = "shaken_sensor_detect_dropped_total";
 pub const DETECT_KEYS: &str = "shaken_sensor_detect_keys";
 pub const DETECT_KEY_EVICTIONS_TOTAL: &str = "shaken_sensor_detect_key_evictions_total";
+pub const DETECT_REORDER_FORCED_TOTAL: &str = "shaken_sensor_detect_reorder_forced_total";
 
 // HEP input and output (issue #16).
 /// HEP packets received by the listeners, by transport (udp, tcp).

@@ -72,6 +72,8 @@ pub struct Metrics {
     pub detect_keys: IntGaugeVec,
     /// Keys pushed out of a full detector key table, per key kind.
     pub detect_key_evictions: IntCounterVec,
+    /// Calls a detector shard took before every worker had caught up (its reorder buffer full).
+    pub detect_reorder_forced: IntCounter,
     pub hep_frames: IntCounterVec,
     pub hep_frames_dropped: IntCounterVec,
     pub hep_connections_active: IntGauge,
@@ -322,6 +324,11 @@ impl Metrics {
                 DETECT_KEY_EVICTIONS_TOTAL,
                 "Keys evicted from a full detector key table (detect.max_keys), by key kind",
                 &["kind"],
+            ),
+            detect_reorder_forced: counter(
+                &r,
+                DETECT_REORDER_FORCED_TOTAL,
+                "Detector inputs released out of the workers' merged time order because a shard's reorder buffer was full (a worker stalled)",
             ),
             hep_frames: counter_vec(&r, HEP_FRAMES_TOTAL, "HEP packets received, by transport", &["transport"]),
             hep_frames_dropped: counter_vec(

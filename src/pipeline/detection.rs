@@ -8,8 +8,9 @@ use super::reload::LiveConfig;
 use crate::config::DetectConfig;
 use crate::detect::engine::Engine;
 use crate::detect::events::DetectionIds;
-use crate::detect::feed::{DetectFeed, DetectMsg};
+use crate::detect::feed::{DetectFeed, DetectMsg, FeedBatch};
 use crate::detect::kinds::{KEY_KINDS, KIND_COUNT};
+use crate::detect::reorder::Reorder;
 use crate::export::jsonl::{JsonlError, JsonlWriter};
 use crate::export::push::PushQueue;
 use crate::export::spool::Kind;
@@ -50,6 +51,7 @@ impl Detection {
         metrics: Arc<Metrics>,
         wait: bool,
         live: Arc<LiveConfig>,
+        workers: usize,
     ) -> Result<Detection, super::PipelineError> {
         let DetectionSinks { path, push, hep } = sinks;
         let mut writer = JsonlWriter::open(path)?;
@@ -82,7 +84,7 @@ impl Detection {
                 Ok(())
             })
             .map_err(super::PipelineError::Spawn)?;
-        let (feed, shards) = spawn(cfg, sensor, metrics, tx, wait, Some(live))
+        let (feed, shards) = spawn(cfg, sensor, metrics, tx, wait, Some(live), workers)
             .map_err(super::PipelineError::Spawn)?;
         Ok(Detection { feed, shards, sink })
     }
@@ -106,8 +108,14 @@ impl Detection {
     }
 }
 
-/// Starts `cfg.shards` detector threads; returns the workers' feed (clone one per worker).
-/// `live`: where reloaded rule thresholds come from (None: the thresholds of `cfg` for good).
+/// Messages a shard may hold while it waits for a slower worker (beyond it, order is given up
+/// for the oldest, counted). Workers cannot drift further apart than their input queues, a
+/// few thousand calls, so this is only reached when a worker stalls.
+const REORDER_LIMIT: usize = 1 << 16;
+
+/// Starts `cfg.shards` detector threads; returns the template of the workers' feeds
+/// (`for_source(i)` for each of the `workers`). `live`: where reloaded rule thresholds come
+/// from (None: the thresholds of `cfg` for good).
 pub fn spawn(
     cfg: &DetectConfig,
     sensor: Arc<str>,
@@ -115,21 +123,25 @@ pub fn spawn(
     events: Sender<DetectionEvent>,
     wait: bool,
     live: Option<Arc<LiveConfig>>,
+    workers: usize,
 ) -> std::io::Result<(DetectFeed, Shards)> {
     let ids = DetectionIds::new(sensor);
     let (recycle_tx, recycle_rx) = bounded::<Vec<DetectMsg>>(64 * cfg.shards.max(1));
     let mut txs = Vec::new();
     let mut handles = Vec::new();
     for shard in 0..cfg.shards.max(1) {
-        let (tx, rx) = bounded::<Vec<DetectMsg>>(cfg.queue_batches);
+        let (tx, rx) = bounded::<FeedBatch>(cfg.queue_batches);
         txs.push(tx);
         let engine = Engine::new(cfg, shard, cfg.shards.max(1), ids.clone());
         let (metrics, events, recycle) = (metrics.clone(), events.clone(), recycle_tx.clone());
         let live = live.clone();
+        let reorder = Reorder::new(workers, REORDER_LIMIT);
         handles.push(
             thread::Builder::new()
                 .name(format!("detect-{shard}"))
-                .spawn(move || run_shard(engine, rx, recycle, events, metrics, wait, live))?,
+                .spawn(move || {
+                    run_shard(engine, reorder, rx, recycle, events, metrics, wait, live)
+                })?,
         );
     }
     let dropped = metrics.detect_dropped.with_label_values(&["feature_queue"]);
@@ -156,9 +168,19 @@ fn publish(engine: &Engine, m: &Metrics, published: &mut [u64; KIND_COUNT]) {
     }
 }
 
+fn apply(engine: &mut Engine, msg: DetectMsg) {
+    match msg {
+        DetectMsg::Start(s) => engine.on_start(&s),
+        DetectMsg::End(e) => engine.on_end(&e),
+        DetectMsg::Tick(t) => engine.tick(t),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run_shard(
     mut engine: Engine,
-    rx: Receiver<Vec<DetectMsg>>,
+    mut reorder: Reorder,
+    rx: Receiver<FeedBatch>,
     recycle: Sender<Vec<DetectMsg>>,
     events: Sender<DetectionEvent>,
     metrics: Arc<Metrics>,
@@ -184,28 +206,33 @@ fn run_shard(
             }
         }
     };
+    let forced = metrics.detect_reorder_forced.clone();
     for mut batch in rx.iter() {
         if let Some(l) = live.as_ref().filter(|l| l.generation() != generation) {
             generation = l.generation();
             engine.set_rules(&l.snapshot().detect.rules);
         }
-        for msg in batch.drain(..) {
-            match msg {
-                DetectMsg::Start(s) => engine.on_start(&s),
-                DetectMsg::End(e) => engine.on_end(&e),
-                DetectMsg::Tick(t) => engine.tick(t),
-            }
+        reorder.push(&mut batch);
+        while let Some(msg) = reorder.pop() {
+            apply(&mut engine, msg);
         }
         // Back to the workers for reuse; when they have enough, it is freed here.
-        let _ = recycle.try_send(batch);
+        let _ = recycle.try_send(batch.msgs);
         if !engine.events().is_empty() {
             emit(&mut engine);
         }
         batches += 1;
         if batches % 64 == 0 {
             publish(&engine, &metrics, &mut published);
+            forced.inc_by(std::mem::take(&mut reorder.forced));
         }
     }
+    // Every feed is gone: what a worker could not announce (live, a full queue) goes now.
+    reorder.close_all();
+    while let Some(msg) = reorder.pop() {
+        apply(&mut engine, msg);
+    }
+    forced.inc_by(reorder.forced);
     engine.finish();
     emit(&mut engine);
     publish(&engine, &metrics, &mut published);

@@ -350,6 +350,7 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
             metrics.clone(),
             !live,
             live_config.clone(),
+            n,
         )?)
     } else {
         None
@@ -370,7 +371,7 @@ pub fn run(cfg: &Config, input: Input, opts: RunOptions) -> Result<Summary, Pipe
             peers.clone(),
             sensor_id.clone(),
         );
-        let detect = detection.as_ref().map(|d| d.feed.clone());
+        let detect = detection.as_ref().map(|d| d.feed.for_source(id));
         let verification = shaken.as_ref().map(|svc| {
             let (tx, rx) = bounded::<String>(pending_per_worker);
             (
