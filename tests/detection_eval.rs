@@ -426,13 +426,20 @@ fn scenario_and_evaluate_refuse_bad_input() {
     );
 }
 
-/// DetectionEvents without what differs by run (ids, emission time), as a sorted list.
+/// DetectionEvents without what differs by run (ids, emission time), as a sorted list. Of a
+/// replayed_passport event only its rule, key and state: which call of a PASSporT counts as the
+/// original is decided by the verifier's shared cache in the order the workers check the calls
+/// (a copy checked by one worker before another worker checks the original is not flagged), so
+/// its counts may differ by a call or two between runs with several workers (docs/detection.md).
 fn detections_without_ids(path: &Path) -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_to_string(path)
         .unwrap()
         .lines()
         .map(|l| {
             let mut v: Value = serde_json::from_str(l).unwrap();
+            if v["rule"] == "replayed_passport" {
+                return serde_json::json!([v["rule"], v["key"], v["state"]]).to_string();
+            }
             for k in ["detection_id", "record_id", "emitted_at"] {
                 v.as_object_mut().unwrap().remove(k);
             }
@@ -444,7 +451,8 @@ fn detections_without_ids(path: &Path) -> Vec<String> {
 }
 
 /// A replay's detections do not depend on how many workers share the calls, nor on how their
-/// threads happen to run: the detector shards merge the workers' feeds in one time order. (Before
+/// threads happen to run: the detector shards merge the workers' feeds in one time order
+/// (replayed-PASSporT counts aside, see `detections_without_ids`). (Before
 /// that merge, two replays of this scenario with two workers disagreed on most events and now
 /// and then raised one on background traffic.) One worker, then three workers twice.
 #[test]
