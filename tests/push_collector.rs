@@ -28,7 +28,7 @@ impl Drop for Collector {
 }
 
 fn collector(db: &Path, bind: &str, args: &[&str]) -> Collector {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shaken-collector"))
+    let mut child = Command::new(common::collector_bin())
         .args(["--bind", bind, "--token", TOKEN, "--test-faults", "--db"])
         .arg(db)
         .args(args)

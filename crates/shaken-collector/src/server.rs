@@ -1,29 +1,30 @@
-//! The collector's HTTP side (axum over [`crate::httpd`]): ingest, inspection, metrics, health,
+//! The collector's HTTP side (axum over [`shaken_httpd`]): ingest, inspection, metrics, health,
 //! and the test-only fault admin endpoint. The token is checked before a body byte is read;
-//! decompression, line parsing and SQLite work run on blocking threads.
+//! decompression, line parsing and SQLite work run on blocking threads. Lines are read as
+//! [`shaken_wire::RecordHead`]s (identity only) and stored verbatim.
 //!
 //! It must never accept a request without the token (compared in constant time), never buffer
 //! more than `max_body` bytes of a body (compressed or not), never hold a line longer than
 //! `max_line` as JSON, and never answer 2xx for records it did not store.
 
-use super::db::{Db, Incoming, Stored};
-use super::error::CollectorError;
-use crate::httpd::{BearerGuard, HttpdMetrics, LimitedBody, RateLimitedLog};
+use crate::db::{Db, Incoming, Stored};
+use crate::error::CollectorError;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use shaken_httpd::{BearerGuard, HttpdMetrics, LimitedBody, RateLimitedLog};
+use shaken_wire::{RecordHead, RecordKind};
 use std::borrow::Cow;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Test fault injection: what the next ingest requests get instead of normal service.
-#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Faults {
     /// Answer 500 to the next N ingest requests.
@@ -129,7 +130,7 @@ struct App {
 }
 
 /// The collector's routes, and the HTTP layer's metrics (registered in the same registry, for
-/// [`crate::httpd::serve`]).
+/// [`shaken_httpd::serve`]).
 pub fn router(db: Db, settings: Settings) -> (Router, HttpdMetrics) {
     let test_faults = settings.test_faults;
     let app = Arc::new(App {
@@ -154,14 +155,17 @@ pub fn router(db: Db, settings: Settings) -> (Router, HttpdMetrics) {
                 batches.with_label_values(&[status.as_str()]).inc();
             }));
         }
-        axum::middleware::from_fn_with_state(Arc::new(g), crate::httpd::auth::require)
+        axum::middleware::from_fn_with_state(Arc::new(g), shaken_httpd::auth::require)
     };
     let ingest_routes = Router::new()
         .route("/v1/ingest", post(ingest))
         .route_layer(guard(true));
     let read_routes = Router::new()
-        .route("/v1/records", get(|s, q| list(s, q, "call")))
-        .route("/v1/detections", get(|s, q| list(s, q, "detection")))
+        .route("/v1/records", get(|s, q| list(s, q, RecordKind::Call)))
+        .route(
+            "/v1/detections",
+            get(|s, q| list(s, q, RecordKind::Detection)),
+        )
         .route_layer(guard(false));
     let mut r = Router::new()
         .merge(ingest_routes)
@@ -174,30 +178,33 @@ pub fn router(db: Db, settings: Settings) -> (Router, HttpdMetrics) {
     (r.with_state(app), httpd_metrics)
 }
 
-fn answer(app: &App, status: StatusCode, body: Value) -> Response {
-    app.metrics
-        .batches
-        .with_label_values(&[status.as_str()])
-        .inc();
-    (status, Json(body)).into_response()
-}
-
-/// The fault to apply to this request, if any (500, 429 + seconds, 400).
-fn take_fault(app: &App) -> Option<(StatusCode, u64)> {
+/// The fault to apply to this request, if any (500, 429 + seconds, 400), after the delay.
+async fn take_fault(app: &App) -> Option<CollectorError> {
+    let delay = app
+        .faults
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .delay_ms;
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     let mut f = app.faults.lock().unwrap_or_else(|p| p.into_inner());
-    if f.fail_next > 0 {
+    let (status, retry_after) = if f.fail_next > 0 {
         f.fail_next -= 1;
-        return Some((StatusCode::INTERNAL_SERVER_ERROR, 0));
-    }
-    if f.rate_limit_next > 0 {
+        (StatusCode::INTERNAL_SERVER_ERROR, 0)
+    } else if f.rate_limit_next > 0 {
         f.rate_limit_next -= 1;
-        return Some((StatusCode::TOO_MANY_REQUESTS, f.retry_after_s));
-    }
-    if f.reject_next > 0 {
+        (StatusCode::TOO_MANY_REQUESTS, f.retry_after_s)
+    } else if f.reject_next > 0 {
         f.reject_next -= 1;
-        return Some((StatusCode::BAD_REQUEST, 0));
-    }
-    None
+        (StatusCode::BAD_REQUEST, 0)
+    } else {
+        return None;
+    };
+    Some(CollectorError::Injected {
+        status,
+        retry_after,
+    })
 }
 
 /// The body as NDJSON text bytes: gzip inflated with the same cap.
@@ -226,24 +233,6 @@ fn decode_body(headers: &HeaderMap, body: &[u8], max: usize) -> Result<Vec<u8>, 
     }
 }
 
-/// The fields of a record line the collector looks at; everything else is skipped by the
-/// parser without being built, so a line costs about its own size in memory.
-#[derive(Deserialize)]
-struct Head<'a> {
-    #[serde(borrow, default)]
-    schema: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    record_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    sensor_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    detection_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    state: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    last_seen: Option<Cow<'a, str>>,
-}
-
 /// Parses NDJSON: each non-empty line a JSON object with a record id, at most `max_line` bytes.
 /// Detection events without a `record_id` are keyed by `detection_id:state:last_seen` (each
 /// update is its own event). Ids are unique per kind: a call and a detection may share one.
@@ -269,28 +258,27 @@ pub fn parse_lines(text: &[u8], max_line: usize) -> Result<Vec<Incoming>, Collec
         if *first != b'{' {
             return Err(bad("not a JSON object"));
         }
-        // The whole line is validated as JSON (IgnoredAny for the rest), so what is stored
-        // and later served verbatim is well-formed.
-        let head: Head<'_> =
+        // The whole line is validated as JSON (the parser skips the fields the head does not
+        // name without building them), so what is stored and served verbatim is well-formed
+        // and a line costs about its own size in memory.
+        let head: RecordHead<'_> =
             serde_json::from_slice(line).map_err(|e| bad(&format!("not JSON: {e}")))?;
-        let schema = head.schema.as_deref().unwrap_or("");
-        let kind = if schema.starts_with("shaken-sensor/call/") {
-            "call"
-        } else if schema.starts_with("shaken-sensor/detection/") {
-            "detection"
-        } else {
+        let Some(kind) = head.kind() else {
+            let schema = head.schema.as_deref().unwrap_or("");
             return Err(bad(&format!("unknown schema {schema:?}")));
         };
         let record_id = match (&head.record_id, kind) {
             (Some(id), _) => id.to_string(),
-            (None, "detection") => match (&head.detection_id, &head.state, &head.last_seen) {
-                (Some(d), Some(s), Some(t)) => format!("{d}:{s}:{t}"),
-                _ => {
-                    return Err(bad(
-                        "detection without record_id or detection_id/state/last_seen",
-                    ))
+            (None, RecordKind::Detection) => {
+                match (&head.detection_id, &head.state, &head.last_seen) {
+                    (Some(d), Some(s), Some(t)) => format!("{d}:{s}:{t}"),
+                    _ => {
+                        return Err(bad(
+                            "detection without record_id or detection_id/state/last_seen",
+                        ))
+                    }
                 }
-            },
+            }
             (None, _) => return Err(bad("no record_id")),
         };
         if record_id.is_empty() || record_id.len() > 256 {
@@ -302,7 +290,7 @@ pub fn parse_lines(text: &[u8], max_line: usize) -> Result<Vec<Incoming>, Collec
         };
         out.push(Incoming {
             record_id,
-            kind,
+            kind: kind.as_str(),
             sensor_id: head.sensor_id.map(Cow::into_owned),
             body,
         });
@@ -323,92 +311,79 @@ fn decode_and_parse(
     max_body: usize,
     max_line: usize,
 ) -> Result<Decoded, CollectorError> {
+    use sha2::Digest;
     let text = decode_body(headers, body, max_body)?;
-    let digest = ring::digest::digest(&ring::digest::SHA256, &text);
-    let digest = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let digest = sha2::Sha256::digest(&text);
+    let digest = digest.iter().map(|b| format!("{b:02x}")).collect();
     let records = parse_lines(&text, max_line)?;
     Ok(Decoded { records, digest })
 }
 
+/// The answer to an ingest that stored its batch (or had stored it before).
+#[derive(Serialize)]
+struct Ingested {
+    accepted: u64,
+    duplicates: u64,
+    /// The Idempotency-Key was seen before with this body: nothing stored this time.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    seen_batch: bool,
+}
+
+/// `POST /v1/ingest`: every answer, refusals included, counted in `batches_total{status}`.
 async fn ingest(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     body: Result<LimitedBody, Response>,
 ) -> Response {
-    let delay = app
-        .faults
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .delay_ms;
-    if delay > 0 {
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-    }
-    if let Some((status, retry_after)) = take_fault(&app) {
-        let mut resp = answer(&app, status, json!({"error": "injected fault"}));
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, retry_after.into());
-        }
-        return resp;
-    }
-    let body = match body {
-        Ok(LimitedBody(b)) => b,
-        Err(resp) => {
-            let status = resp.status();
-            app.metrics
-                .batches
-                .with_label_values(&[status.as_str()])
-                .inc();
-            app.log.warn(
-                "ingest_body",
-                &format!("collector: ingest body refused ({status})"),
-            );
-            return resp;
-        }
-    };
+    let fault = take_fault(&app).await;
+    let resp =
+        match (fault, body) {
+            (Some(fault), _) => fault.into_response(),
+            (None, Ok(LimitedBody(body))) => match ingest_body(&app, headers, body).await {
+                Ok(done) => Json(done).into_response(),
+                Err(e) => {
+                    match &e {
+                    CollectorError::TooLarge(_) | CollectorError::LineTooLong { .. } => app
+                        .log
+                        .warn("ingest_too_large", &format!("collector: ingest refused: {e}")),
+                    CollectorError::KeyConflict => app.log.warn(
+                        "idempotency_conflict",
+                        "collector: Idempotency-Key reused with a different body; refused (409)",
+                    ),
+                    CollectorError::Query(q) => {
+                        tracing::error!(error = %q, "collector: storing a batch failed")
+                    }
+                    _ => {}
+                }
+                    e.into_response()
+                }
+            },
+            (None, Err(resp)) => {
+                app.log.warn(
+                    "ingest_body",
+                    &format!("collector: ingest body refused ({})", resp.status()),
+                );
+                resp
+            }
+        };
+    app.metrics
+        .batches
+        .with_label_values(&[resp.status().as_str()])
+        .inc();
+    resp
+}
+
+async fn ingest_body(
+    app: &App,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Ingested, CollectorError> {
     let (max_body, max_line) = (app.max_body, app.max_line);
     let hdrs = headers.clone();
     let decoded =
         tokio::task::spawn_blocking(move || decode_and_parse(&hdrs, &body, max_body, max_line))
-            .await;
-    let decoded = match decoded {
-        Ok(Ok(d)) => d,
-        Ok(Err(e)) => {
-            let (status, mut body) = match &e {
-                CollectorError::TooLarge(_) | CollectorError::LineTooLong { .. } => (
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    json!({"error": e.to_string()}),
-                ),
-                CollectorError::Encoding(_) => (
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    json!({"error": e.to_string()}),
-                ),
-                CollectorError::BadLine { problem, .. } => {
-                    (StatusCode::BAD_REQUEST, json!({"error": problem}))
-                }
-                _ => (StatusCode::BAD_REQUEST, json!({"error": e.to_string()})),
-            };
-            if let CollectorError::BadLine { line, .. } | CollectorError::LineTooLong { line, .. } =
-                &e
-            {
-                body["line"] = json!(line);
-            }
-            if status == StatusCode::PAYLOAD_TOO_LARGE {
-                app.log.warn(
-                    "ingest_too_large",
-                    &format!("collector: ingest refused: {e}"),
-                );
-            }
-            return answer(&app, status, body);
-        }
-        Err(_) => {
-            return answer(
-                &app,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"error": "parse task failed"}),
-            )
-        }
-    };
+            .await
+            .map_err(|_| CollectorError::Task("parse"))??;
     let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -423,59 +398,39 @@ async fn ingest(
             &decoded.records,
         )
     })
-    .await;
+    .await
+    .map_err(|_| CollectorError::Task("storage"))??;
     match stored {
-        Ok(Ok(Stored::Batch {
+        Stored::Batch {
             inserted,
             duplicates,
-        })) => {
+        } => {
             app.metrics.ingested.inc_by(inserted);
             app.metrics
                 .duplicates
                 .with_label_values(&["record_id"])
                 .inc_by(duplicates);
-            answer(
-                &app,
-                StatusCode::OK,
-                json!({"accepted": inserted, "duplicates": duplicates}),
-            )
+            Ok(Ingested {
+                accepted: inserted,
+                duplicates,
+                seen_batch: false,
+            })
         }
-        Ok(Ok(Stored::SeenKey)) => {
+        Stored::SeenKey => {
             app.metrics
                 .duplicates
                 .with_label_values(&["idempotency_key"])
                 .inc_by(n);
-            answer(
-                &app,
-                StatusCode::OK,
-                json!({"accepted": 0, "duplicates": n, "seen_batch": true}),
-            )
+            Ok(Ingested {
+                accepted: 0,
+                duplicates: n,
+                seen_batch: true,
+            })
         }
-        Ok(Ok(Stored::KeyConflict)) => {
+        Stored::KeyConflict => {
             app.metrics.key_conflicts.inc();
-            app.log.warn(
-                "idempotency_conflict",
-                "collector: Idempotency-Key reused with a different body; refused (409)",
-            );
-            answer(
-                &app,
-                StatusCode::CONFLICT,
-                json!({"error": "Idempotency-Key already used for a different body; nothing stored"}),
-            )
+            Err(CollectorError::KeyConflict)
         }
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "collector: storing a batch failed");
-            answer(
-                &app,
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({"error": "storage failed"}),
-            )
-        }
-        Err(_) => answer(
-            &app,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": "storage task failed"}),
-        ),
     }
 }
 
@@ -491,14 +446,10 @@ struct ListParams {
 async fn list(
     State(app): State<Arc<App>>,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
-    kind: &'static str,
-) -> Response {
+    kind: RecordKind,
+) -> Result<Response, CollectorError> {
     let Ok(Query(p)) = params else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "limit and after must be integers"})),
-        )
-            .into_response();
+        return Err(CollectorError::BadPage);
     };
     let limit = p.limit.unwrap_or(100).clamp(1, 1000);
     let after = p.after.unwrap_or(0);
@@ -507,11 +458,12 @@ async fn list(
     let page = tokio::task::spawn_blocking(move || {
         db.lock()
             .unwrap_or_else(|p| p.into_inner())
-            .page(kind, after, limit, max_bytes)
+            .page(kind.as_str(), after, limit, max_bytes)
     })
-    .await;
+    .await
+    .map_err(|_| CollectorError::Task("storage"))?;
     match page {
-        Ok(Ok((rows, next))) => {
+        Ok((rows, next)) => {
             let mut out = String::with_capacity(rows.iter().map(String::len).sum::<usize>() + 64);
             out.push_str("{\"records\":[");
             for (i, r) in rows.iter().enumerate() {
@@ -523,13 +475,12 @@ async fn list(
             out.push_str("],\"next\":");
             out.push_str(&next.unwrap_or(after).to_string());
             out.push('}');
-            ([(header::CONTENT_TYPE, "application/json")], out).into_response()
+            Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
         }
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error": "storage failed"})),
-        )
-            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "collector: reading a page failed");
+            Err(e)
+        }
     }
 }
 
@@ -544,18 +495,10 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 async fn set_faults(
     State(app): State<Arc<App>>,
     body: Result<Json<Faults>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    match body {
-        Ok(Json(f)) => {
-            *app.faults.lock().unwrap_or_else(|p| p.into_inner()) = f.clone();
-            Json(f).into_response()
-        }
-        Err(e) => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": e.body_text()})),
-        )
-            .into_response(),
-    }
+) -> Result<Json<Faults>, CollectorError> {
+    let Json(f) = body.map_err(|e| CollectorError::BadJson(e.body_text()))?;
+    *app.faults.lock().unwrap_or_else(|p| p.into_inner()) = f.clone();
+    Ok(Json(f))
 }
 
 async fn get_faults(State(app): State<Arc<App>>) -> Response {

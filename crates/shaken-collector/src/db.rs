@@ -13,8 +13,7 @@
 //! different body, and never interpret records beyond their id, kind and sensor (the body is
 //! kept and served verbatim).
 
-use super::error::CollectorError;
-use crate::clock::{Clock, SystemClock};
+use crate::error::CollectorError;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
@@ -158,7 +157,8 @@ impl Db {
                 duplicates: 0,
             });
         }
-        let now = SystemClock.now().to_rfc3339();
+        let now =
+            shaken_wire::Timestamp::from_system_time(std::time::SystemTime::now()).to_rfc3339();
         let tx = self.conn.transaction()?;
         if let Some(k) = key {
             let seen: Option<Option<String>> = tx

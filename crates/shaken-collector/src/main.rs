@@ -1,12 +1,12 @@
-//! `shaken-collector`: the reference ITG collector for shaken-sensor pushes (see
-//! `shaken_sensor::collector`). Thin main: arguments, logging, signals; everything else lives
+//! `shaken-collector`: the reference ITG collector for shaken-sensor pushes (see the
+//! `shaken_collector` library). Thin main: arguments, logging, signals; everything else lives
 //! in the library so tests and benches can drive it.
 
 use clap::Parser;
-use shaken_sensor::collector::db::{Db, Synchronous};
-use shaken_sensor::collector::server::{router, Faults, Settings};
-use shaken_sensor::collector::CollectorError;
-use shaken_sensor::httpd::Limits;
+use shaken_collector::db::{Db, Synchronous};
+use shaken_collector::server::{router, Faults, Settings};
+use shaken_collector::CollectorError;
+use shaken_httpd::Limits;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -113,7 +113,7 @@ fn serve(cli: Cli) -> Result<(), CollectorError> {
     let token = match (&cli.token, &cli.token_file) {
         (Some(t), _) => t.clone(),
         (None, Some(p)) => {
-            let bytes = shaken_sensor::config::read_bounded(p, 4096).map_err(|e| {
+            let bytes = shaken_httpd::files::read_bounded(p, 4096).map_err(|e| {
                 CollectorError::TokenFile {
                     path: p.display().to_string(),
                     source: std::io::Error::other(e.to_string()),
@@ -187,7 +187,7 @@ fn serve(cli: Cli) -> Result<(), CollectorError> {
             }
         };
         let (app, httpd_metrics) = router(db, settings);
-        shaken_sensor::httpd::serve(listener, app, limits, httpd_metrics, shutdown).await;
+        shaken_httpd::serve(listener, app, limits, httpd_metrics, shutdown).await;
         Ok(())
     });
     // A storage task still running must not hold the exit past the drain deadline.

@@ -5,7 +5,7 @@
 //! It must never compare tokens in a way whose timing depends on where they differ, never
 //! echo the presented token, and never let a request through when no token is configured.
 
-use super::{HttpdMetrics, RateLimitedLog};
+use crate::{HttpdMetrics, RateLimitedLog};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
