@@ -56,6 +56,15 @@ pub enum CollectorError {
     Task(&'static str),
     #[error("limit and after must be integers")]
     BadPage,
+    /// A batch pushed with a sensor token carries a record of a sensor that is not that
+    /// token's provider's: 403, nothing of the batch stored.
+    #[error("record {record_id:?}: {problem}; nothing of the batch was stored")]
+    WrongProvider {
+        record_id: String,
+        problem: &'static str,
+    },
+    #[error(transparent)]
+    Provider(#[from] crate::providers::ProviderError),
     /// A body the route could not take as JSON (axum's own explanation).
     #[error("{0}")]
     BadJson(String),
@@ -69,9 +78,10 @@ impl CollectorError {
             Encoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             BadLine { .. } | BadGzip(_) | BadPage | BadJson(_) => StatusCode::BAD_REQUEST,
             KeyConflict => StatusCode::CONFLICT,
+            WrongProvider { .. } => StatusCode::FORBIDDEN,
             Injected { status, .. } => *status,
             // Storage: the sensor keeps the batch and retries.
-            Db { .. } | Query(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Db { .. } | Query(_) | Provider(_) => StatusCode::SERVICE_UNAVAILABLE,
             Task(_) | TokenFile { .. } | NoToken | Bind { .. } | Runtime(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -101,10 +111,12 @@ impl IntoResponse for CollectorError {
                 line: Some(*line),
             },
             // Never the database's own words to a client.
-            CollectorError::Db { .. } | CollectorError::Query(_) => ErrorBody {
-                error: "storage failed".into(),
-                line: None,
-            },
+            CollectorError::Db { .. } | CollectorError::Query(_) | CollectorError::Provider(_) => {
+                ErrorBody {
+                    error: "storage failed".into(),
+                    line: None,
+                }
+            }
             _ => ErrorBody {
                 error: self.to_string(),
                 line: None,

@@ -10,6 +10,7 @@
 
 pub mod db;
 pub mod error;
+pub mod providers;
 pub mod server;
 
 pub use error::CollectorError;

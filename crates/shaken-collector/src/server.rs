@@ -9,6 +9,7 @@
 
 use crate::db::{Db, Incoming, Stored};
 use crate::error::CollectorError;
+use crate::providers::SensorPrincipal;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -39,7 +40,10 @@ pub struct Faults {
 }
 
 pub struct Settings {
+    /// The configured token: it may push records of any sensor and read them back.
     pub token: String,
+    /// Where sensor tokens are looked up (the provider registry), if anywhere.
+    pub tokens: Option<Db>,
     /// Largest body, compressed or inflated, bytes (`limits.max_body_bytes` caps it as sent).
     pub max_body: usize,
     /// Longest NDJSON line, bytes: a longer one is refused with 413 before it is parsed.
@@ -57,6 +61,7 @@ struct CollectorMetrics {
     duplicates: IntCounterVec,
     batches: IntCounterVec,
     key_conflicts: IntCounter,
+    provider_mismatch: IntCounterVec,
 }
 
 impl CollectorMetrics {
@@ -83,7 +88,18 @@ impl CollectorMetrics {
             &["status"],
         )
         .expect("static metric definition");
-        for c in [&duplicates, &batches] {
+        let provider_mismatch = IntCounterVec::new(
+            Opts::new(
+                "shaken_collector_provider_mismatch_total",
+                "Batches refused (403) because a sensor token carried a record of a sensor that is not its provider's, by reason (no_sensor_id, unknown_sensor, other_provider)",
+            ),
+            &["reason"],
+        )
+        .expect("static metric definition");
+        for r in ["no_sensor_id", "unknown_sensor", "other_provider"] {
+            provider_mismatch.with_label_values(&[r]);
+        }
+        for c in [&duplicates, &batches, &provider_mismatch] {
             registry
                 .register(Box::new(c.clone()))
                 .expect("metric registered once");
@@ -104,6 +120,7 @@ impl CollectorMetrics {
             duplicates,
             batches,
             key_conflicts,
+            provider_mismatch,
         }
     }
 
@@ -143,6 +160,9 @@ pub fn router(db: Db, settings: Settings) -> (Router, HttpdMetrics) {
         log: RateLimitedLog::new(Duration::from_secs(10)),
     });
     let httpd_metrics = HttpdMetrics::register(&app.metrics.registry, "shaken_collector");
+    // Sensor tokens from the provider registry, looked up on a connection of their own so a
+    // lookup never waits behind a batch being stored (a hash lookup: microseconds).
+    let tokens = settings.tokens.map(Mutex::new).map(Arc::new);
     let guard = |count_batches: bool| {
         let mut g = BearerGuard::new(
             Some(settings.token.clone()),
@@ -154,6 +174,25 @@ pub fn router(db: Db, settings: Settings) -> (Router, HttpdMetrics) {
             g.on_refused = Some(Box::new(move |status: StatusCode| {
                 batches.with_label_values(&[status.as_str()]).inc();
             }));
+            // Only ingest takes sensor tokens: a sensor reads nothing back.
+            if let Some(tokens) = tokens.clone() {
+                g.issued = Some(Box::new(
+                    move |token: &str, ext: &mut axum::http::Extensions| {
+                        let db = tokens.lock().unwrap_or_else(|p| p.into_inner());
+                        match db.lookup_token(token) {
+                            Ok(Some(p)) => {
+                                ext.insert(p);
+                                true
+                            }
+                            Ok(None) => false,
+                            Err(e) => {
+                                tracing::error!(error = %e, "collector: token lookup failed");
+                                false
+                            }
+                        }
+                    },
+                ));
+            }
         }
         axum::middleware::from_fn_with_state(Arc::new(g), shaken_httpd::auth::require)
     };
@@ -332,14 +371,15 @@ struct Ingested {
 /// `POST /v1/ingest`: every answer, refusals included, counted in `batches_total{status}`.
 async fn ingest(
     State(app): State<Arc<App>>,
+    sensor: Option<axum::Extension<SensorPrincipal>>,
     headers: HeaderMap,
     body: Result<LimitedBody, Response>,
 ) -> Response {
     let fault = take_fault(&app).await;
-    let resp =
-        match (fault, body) {
-            (Some(fault), _) => fault.into_response(),
-            (None, Ok(LimitedBody(body))) => match ingest_body(&app, headers, body).await {
+    let resp = match (fault, body) {
+        (Some(fault), _) => fault.into_response(),
+        (None, Ok(LimitedBody(body))) => {
+            match ingest_body(&app, sensor.map(|s| s.0), headers, body).await {
                 Ok(done) => Json(done).into_response(),
                 Err(e) => {
                     match &e {
@@ -350,22 +390,27 @@ async fn ingest(
                         "idempotency_conflict",
                         "collector: Idempotency-Key reused with a different body; refused (409)",
                     ),
-                    CollectorError::Query(q) => {
-                        tracing::error!(error = %q, "collector: storing a batch failed")
+                    CollectorError::Query(_) | CollectorError::Provider(_) => {
+                        tracing::error!(error = %e, "collector: storing a batch failed")
                     }
+                    CollectorError::WrongProvider { .. } => app.log.warn(
+                        "provider_mismatch",
+                        &format!("collector: batch refused (403): {e}"),
+                    ),
                     _ => {}
                 }
                     e.into_response()
                 }
-            },
-            (None, Err(resp)) => {
-                app.log.warn(
-                    "ingest_body",
-                    &format!("collector: ingest body refused ({})", resp.status()),
-                );
-                resp
             }
-        };
+        }
+        (None, Err(resp)) => {
+            app.log.warn(
+                "ingest_body",
+                &format!("collector: ingest body refused ({})", resp.status()),
+            );
+            resp
+        }
+    };
     app.metrics
         .batches
         .with_label_values(&[resp.status().as_str()])
@@ -375,6 +420,7 @@ async fn ingest(
 
 async fn ingest_body(
     app: &App,
+    sensor: Option<SensorPrincipal>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Ingested, CollectorError> {
@@ -391,12 +437,24 @@ async fn ingest_body(
         .map(str::to_string);
     let db = app.db.clone();
     let n = decoded.records.len() as u64;
+    let mismatch = app.metrics.provider_mismatch.clone();
     let stored = tokio::task::spawn_blocking(move || {
-        db.lock().unwrap_or_else(|p| p.into_inner()).store(
-            key.as_deref(),
-            &decoded.digest,
-            &decoded.records,
-        )
+        let mut db = db.lock().unwrap_or_else(|p| p.into_inner());
+        // Before the key: a batch a token may not push is refused whatever was sent before.
+        if let Some(s) = &sensor {
+            if let Some((r, reason)) = db.foreign_record(s.provider_id, &decoded.records)? {
+                mismatch.with_label_values(&[reason]).inc();
+                return Err(CollectorError::WrongProvider {
+                    record_id: r.record_id.clone(),
+                    problem: match reason {
+                        "no_sensor_id" => "no sensor_id",
+                        "unknown_sensor" => "its sensor_id is no registered sensor",
+                        _ => "its sensor belongs to another provider than this token",
+                    },
+                });
+            }
+        }
+        db.store(key.as_deref(), &decoded.digest, &decoded.records)
     })
     .await
     .map_err(|_| CollectorError::Task("storage"))??;
