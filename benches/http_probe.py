@@ -35,7 +35,7 @@ def default_binary():
              for profile in ("release", "debug")]
     built = [p for p in built if os.path.exists(p)]
     if not built:
-        raise SystemExit("no shaken-collector built; run cargo build")
+        raise SystemExit("no shaken-collector built; run cargo build -p shaken-collector")
     return max(built, key=os.path.getmtime)
 
 

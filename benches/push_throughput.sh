@@ -16,7 +16,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BIN_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/release}
 W=${TMPDIR:-/tmp}/push-bench
 rm -rf "$W" && mkdir -p "$W"
-[ -n "${SKIP_BUILD:-}" ] || (cd "$ROOT" && cargo build --release --bins -q)
+[ -n "${SKIP_BUILD:-}" ] || (cd "$ROOT" && cargo build --release --workspace --bins -q)
 python3 "$ROOT/benches/gen_calls.py" "$W/calls.pcap" "$CALLS"
 python3 "$ROOT/benches/gen_calls.py" "$W/empty.pcap" 0
 

@@ -8,8 +8,8 @@
 //! criterion measures a batch of 1,000 into a growing store.
 
 use criterion::{criterion_group, BatchSize, Criterion, Throughput};
-use shaken_sensor::capture::packet::Transport;
 use shaken_sensor::clock::Timestamp;
+use shaken_sensor::record::Transport;
 use shaken_sensor::record::{
     CallRecord, DialogOutcome, EndedBy, Endpoint, SdpTraits, ShakenResult, Upstream, CALL_SCHEMA,
 };

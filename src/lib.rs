@@ -6,18 +6,20 @@
 //! from a [`config::Config`]; every stage counts what it drops in [`metrics`].
 //!
 //! Modules are public so that tests, benchmarks and fuzz targets can drive each stage alone.
+//! The record types come from the `shaken-wire` crate and the HTTP layer from `shaken-httpd`,
+//! both shared with the collector (`crates/shaken-collector`).
 
 pub mod capture;
 pub mod cli;
 pub mod clock;
-pub mod collector;
 pub mod config;
 pub mod detect;
 pub mod dialog;
 pub mod export;
 pub mod health;
 pub mod http;
-pub mod httpd;
+/// The HTTP layer (its own crate, shared with the collector).
+pub use shaken_httpd as httpd;
 pub mod metrics;
 pub mod peers;
 pub mod pipeline;

@@ -64,7 +64,7 @@ impl Proc {
 
 /// The collector with `args`, its open-file limit set to `nofile` in its own process only.
 fn collector(db: &Path, args: &[&str], nofile: Option<u64>) -> Proc {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shaken-collector"));
+    let mut cmd = Command::new(common::collector_bin());
     cmd.args(["--bind", "127.0.0.1:0", "--token", TOKEN, "--db"])
         .arg(db)
         .args(args)
@@ -552,7 +552,7 @@ fn a_huge_record_line_is_parsed_in_about_its_own_size() {
 #[test]
 fn the_collector_token_can_come_from_the_environment_out_of_ps() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shaken-collector"))
+    let mut child = Command::new(common::collector_bin())
         .args(["--bind", "127.0.0.1:0", "--db"])
         .arg(dir.path().join("c.sqlite"))
         .env("SHAKEN_COLLECTOR_TOKEN", TOKEN)
@@ -574,7 +574,7 @@ fn the_collector_token_can_come_from_the_environment_out_of_ps() {
 #[test]
 fn refusals_are_logged_once_per_interval_and_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shaken-collector"))
+    let mut child = Command::new(common::collector_bin())
         .args(["--bind", "127.0.0.1:0", "--token", TOKEN, "--db"])
         .arg(dir.path().join("c.sqlite"))
         .stdout(Stdio::piped())

@@ -28,7 +28,7 @@ impl Drop for Collector {
 }
 
 fn collector(db: &Path, bind: &str, args: &[&str]) -> Collector {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shaken-collector"))
+    let mut child = Command::new(common::collector_bin())
         .args(["--bind", bind, "--token", TOKEN, "--test-faults", "--db"])
         .arg(db)
         .args(args)
@@ -549,6 +549,61 @@ fn a_wrong_token_keeps_the_records_until_restarted_with_the_right_one() {
         metric(&second.metrics, "shaken_sensor_push_auth_failing"),
         0.0
     );
+}
+
+/// `shaken-collector --db DB provider ARGS` (the registry CLI); its stdout, trimmed.
+fn provider_cli(db: &Path, args: &[&str]) -> String {
+    let out = Command::new(common::collector_bin())
+        .arg("--db")
+        .arg(db)
+        .arg("provider")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "provider {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn a_provider_token_delivers_only_its_own_sensors_records() {
+    let sensor = Sensor::new();
+    let db = sensor.path("collector.sqlite");
+    provider_cli(&db, &["add", "--name", "Alpha", "--ocn", "111A"]);
+    provider_cli(&db, &["add", "--name", "Bravo", "--ocn", "222B"]);
+    // The sensor's `sensor.id` is "push-test": Alpha's sensor.
+    let alpha = provider_cli(
+        &db,
+        &["token", "--provider", "Alpha", "--sensor", "push-test"],
+    );
+    let bravo = provider_cli(&db, &["token", "--provider", "Bravo", "--sensor", "edge-b"]);
+    let c = collector(&db, "127.0.0.1:0", &[]);
+    // Bravo's token on this sensor's records: refused (403), kept, counted on both sides.
+    sensor.configure(
+        c.addr.port(),
+        &bravo,
+        "drain_timeout_s = 2\nbackoff_max_ms = 300\n",
+    );
+    let first = sensor.replay(&common::pcap("udp-outcomes.pcap"), "bravo");
+    let n = first.ids.len();
+    assert_eq!(c.counts(), (0, 0));
+    assert_eq!(
+        metric(&first.metrics, "shaken_sensor_push_auth_failing"),
+        1.0
+    );
+    assert!(c.metric("shaken_collector_provider_mismatch_total{reason=\"other_provider\"}") >= 1.0);
+    assert!(c.metric("shaken_collector_batches_total{status=\"403\"}") >= 1.0);
+    // Alpha's token: the kept records go first, then the new ones, each once.
+    sensor.configure(c.addr.port(), &alpha, "");
+    let second = sensor.replay(&common::pcap("udp-answered.pcap"), "alpha");
+    let m = second.ids.len();
+    assert!(m > 0);
+    assert_eq!(c.counts(), ((n + m) as i64, (n + m) as i64));
+    let at = c.ids();
+    assert!(all_in(&first.ids, &at) && all_in(&second.ids, &at));
 }
 
 #[test]

@@ -249,7 +249,7 @@ fn detections_and_records_reach_the_collector() {
     use std::process::{Command, Stdio};
 
     let dir = tempfile::tempdir().unwrap();
-    let mut collector = Command::new(env!("CARGO_BIN_EXE_shaken-collector"))
+    let mut collector = Command::new(common::collector_bin())
         .args(["--bind", "127.0.0.1:0", "--token", "itg-token", "--db"])
         .arg(dir.path().join("collector.db"))
         .stdout(Stdio::piped())

@@ -8,8 +8,8 @@
 mod common;
 
 use serde_json::Value;
-use shaken_sensor::capture::packet::Transport;
 use shaken_sensor::clock::Timestamp;
+use shaken_sensor::record::Transport;
 use shaken_sensor::record::{
     CallRecord, DialogOutcome, EndedBy, Endpoint, ShakenResult, Upstream, CALL_SCHEMA,
 };

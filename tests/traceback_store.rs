@@ -5,8 +5,8 @@
 //!
 //! It must never depend on wall-clock timing tighter than a few seconds (it polls).
 
-use shaken_sensor::capture::packet::Transport;
 use shaken_sensor::clock::{ManualClock, Timestamp};
+use shaken_sensor::record::Transport;
 use shaken_sensor::record::{
     CallRecord, DialogOutcome, EndedBy, Endpoint, ShakenResult, Upstream, CALL_SCHEMA,
 };

@@ -3,8 +3,22 @@
 use crate::clock::Timestamp;
 use std::net::SocketAddr;
 
-/// Defined with the wire types it appears in; capture uses it, not the other way round.
-pub use crate::record::Transport;
+/// The transport a SIP message was seen on. The records carry their own wire type
+/// ([`crate::record::Transport`]); a call converts when its record is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl From<Transport> for crate::record::Transport {
+    fn from(t: Transport) -> Self {
+        match t {
+            Transport::Udp => crate::record::Transport::Udp,
+            Transport::Tcp => crate::record::Transport::Tcp,
+        }
+    }
+}
 
 /// One complete SIP message as framed by the capture stage, borrowed from a frame, a
 /// reassembled datagram or a TCP stream buffer.

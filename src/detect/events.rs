@@ -12,6 +12,7 @@ use crate::clock::Timestamp;
 use crate::record::{
     AttestMix, DetectionEvent, DetectionKey, DetectionState, PeerCalls, DETECTION_SCHEMA,
 };
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -75,11 +76,11 @@ pub fn build(
             .first()
             .map(|f| fingerprint_hex(f.item)),
     };
-    let verstat_mix: BTreeMap<&'static str, u64> = VERSTATS
+    let verstat_mix: BTreeMap<Cow<'static, str>, u64> = VERSTATS
         .iter()
         .zip(c.verstat.iter())
         .filter(|(_, n)| **n > 0)
-        .map(|((_, name), n)| (*name, u64::from(*n)))
+        .map(|((_, name), n)| (Cow::Borrowed(*name), u64::from(*n)))
         .collect();
     let detection_id = ids.id(id);
     DetectionEvent {
@@ -87,14 +88,14 @@ pub fn build(
         record_id: format!("{detection_id}:{}:{}", state.as_str(), at.micros()),
         detection_id,
         state,
-        rule: rule.name(),
+        rule: rule.name().into(),
         severity: rule.severity(),
         key: DetectionKey {
-            kind: st.kind.as_str(),
+            kind: st.kind.as_str().into(),
             value: st.value.to_string(),
         },
         fingerprint,
-        window: hit.window.label(),
+        window: hit.window.label().into(),
         first_seen: view.first_seen.unwrap_or(at),
         last_seen: at,
         calls: u64::from(c.calls),
@@ -131,6 +132,10 @@ pub fn build(
                 .map(|c| c.to_string())
                 .collect(),
         },
-        evidence: hit.evidence.iter().copied().collect(),
+        evidence: hit
+            .evidence
+            .iter()
+            .map(|&(name, v)| (Cow::Borrowed(name), v))
+            .collect(),
     }
 }

@@ -306,7 +306,7 @@ impl Call {
             sensor_id: sensor_id.clone(),
             observed_at: self.invite.ts,
             call_id: record::lossy(call_id, 256),
-            transport: self.invite.transport,
+            transport: self.invite.transport.into(),
             src: self.invite.src.into(),
             dst: self.invite.dst.into(),
             upstream: Upstream {

@@ -3,8 +3,9 @@
 
 use super::call::Seen;
 use super::table::{DialogLimits, DialogTable};
+use crate::capture::packet::Transport;
 use crate::clock::Timestamp;
-use crate::record::{CallRecord, Transport};
+use crate::record::CallRecord;
 use crate::sip::message::ParseLimits;
 use crate::sip::parse::parse;
 use std::net::SocketAddr;

@@ -84,8 +84,9 @@ pub const HEP_CONNECTIONS_ACTIVE: &str = "shaken_sensor_hep_connections_active";
 /// send failed), too_large, evicted (buffered messages pushed out by the byte cap).
 pub const HEP_EXPORT_MESSAGES_TOTAL: &str = "shaken_sensor_hep_export_messages_total";
 
-// HTTP layer (src/httpd, issue #18). The collector exposes the same series with the prefix
-// `shaken_collector_` instead of `shaken_sensor_`.
+// HTTP layer (crates/shaken-httpd, issue #18), which names them `<prefix>_http_…` itself; they
+// are listed here for the dashboard (a test checks both agree). The collector exposes the same
+// series with the prefix `shaken_collector_` instead of `shaken_sensor_`.
 /// Connections open now.
 pub const HTTP_CONNECTIONS_ACTIVE: &str = "shaken_sensor_http_connections_active";
 /// Connections closed at accept: `cap` (max_connections reached), `accept_error` (e.g. EMFILE).
@@ -95,3 +96,26 @@ pub const HTTP_CONNECTIONS_REFUSED_TOTAL: &str = "shaken_sensor_http_connections
 pub const HTTP_REQUESTS_REJECTED_TOTAL: &str = "shaken_sensor_http_requests_rejected_total";
 /// Connections cut by a timeout: `header`, `body`, `idle`, `drain`.
 pub const HTTP_TIMEOUTS_TOTAL: &str = "shaken_sensor_http_timeouts_total";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_http_layer_registers_the_names_listed_here() {
+        let registry = prometheus::Registry::new();
+        crate::httpd::HttpdMetrics::register(&registry, "shaken_sensor");
+        let mut got: Vec<String> = registry
+            .gather()
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect();
+        got.sort();
+        let mut want = [
+            super::HTTP_CONNECTIONS_ACTIVE,
+            super::HTTP_CONNECTIONS_REFUSED_TOTAL,
+            super::HTTP_REQUESTS_REJECTED_TOTAL,
+            super::HTTP_TIMEOUTS_TOTAL,
+        ];
+        want.sort();
+        assert_eq!(got, want);
+    }
+}

@@ -194,7 +194,7 @@ fn run_shard(
         for ev in engine.take_events() {
             metrics
                 .detections
-                .with_label_values(&[ev.rule, ev.state.as_str()])
+                .with_label_values(&[&ev.rule, ev.state.as_str()])
                 .inc();
             if wait {
                 let _ = events.send(ev);

@@ -3,8 +3,9 @@
 //! shutdown flushes every open call as `shutdown`. Each test names the rule it pins.
 
 use super::*;
+use crate::capture::packet::Transport;
 use crate::dialog::testkit::{invite, request, response, seen, table, CALLEE, CALLER};
-use crate::record::{EndedBy, Transport};
+use crate::record::EndedBy;
 use crossbeam_channel::bounded;
 use prometheus::core::Collector;
 use std::thread::JoinHandle;

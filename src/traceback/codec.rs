@@ -13,11 +13,10 @@
 //! stored as text. It must never guess a field it cannot reconstruct exactly, and never panic
 //! or allocate beyond the row's own size on a corrupt row (a typed [`Corrupt`] instead).
 
-use crate::capture::packet::Transport;
 use crate::clock::Timestamp;
 use crate::record::{
-    CallRecord, DialogOutcome, DivResult, EndedBy, Endpoint, SdpTraits, ShakenResult, Upstream,
-    CALL_SCHEMA,
+    CallRecord, DialogOutcome, DivResult, EndedBy, Endpoint, SdpTraits, ShakenResult, Transport,
+    Upstream, CALL_SCHEMA,
 };
 use rusqlite::types::Value;
 use std::collections::HashMap;

@@ -9,6 +9,33 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_shaken-sensor"))
 }
 
+/// The `shaken-collector` binary. It is another package of the workspace, so cargo gives this
+/// package no `CARGO_BIN_EXE_` for it: the first call builds it (`cargo build -p
+/// shaken-collector`, same profile and target directory as this test's sensor binary; a no-op
+/// after `cargo test --workspace`) and every call returns its path beside the sensor's.
+pub fn collector_bin() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = bin().parent().unwrap().to_path_buf();
+            let mut cargo = Command::new(env!("CARGO"));
+            cargo
+                .current_dir(repo())
+                .args(["build", "--quiet", "--locked", "-p", "shaken-collector"])
+                .args(["--bin", "shaken-collector", "--target-dir"])
+                .arg(dir.parent().unwrap());
+            if dir.file_name().is_some_and(|d| d == "release") {
+                cargo.arg("--release");
+            }
+            let status = cargo.status().expect("run cargo to build shaken-collector");
+            assert!(status.success(), "cargo build -p shaken-collector failed");
+            let exe = dir.join("shaken-collector");
+            assert!(exe.is_file(), "no {} after the build", exe.display());
+            exe
+        })
+        .clone()
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -1,15 +1,16 @@
-//! `shaken-collector`: the reference ITG collector for shaken-sensor pushes (see
-//! `shaken_sensor::collector`). Thin main: arguments, logging, signals; everything else lives
+//! `shaken-collector`: the reference ITG collector for shaken-sensor pushes (see the
+//! `shaken_collector` library). Thin main: arguments, logging, signals; everything else lives
 //! in the library so tests and benches can drive it.
 
 use clap::Parser;
-use shaken_sensor::collector::db::{Db, Synchronous};
-use shaken_sensor::collector::server::{router, Faults, Settings};
-use shaken_sensor::collector::CollectorError;
-use shaken_sensor::httpd::Limits;
+use shaken_collector::db::{Db, Synchronous};
+use shaken_collector::providers::{Flag, NewProvider};
+use shaken_collector::server::{router, Faults, Settings};
+use shaken_collector::CollectorError;
+use shaken_httpd::Limits;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -90,6 +91,49 @@ struct Cli {
     /// Tests: serve GET/POST /admin/faults to change the faults at run time (no auth: tests only).
     #[arg(long)]
     test_faults: bool,
+    /// Without a command: serve.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// The provider registry (in the --db database): providers, their OCNs and sensor tokens.
+    #[command(subcommand)]
+    Provider(ProviderCommand),
+}
+
+#[derive(clap::Subcommand)]
+enum ProviderCommand {
+    /// Register a provider.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// An Operating Company Number of the provider (repeat for several).
+        #[arg(long = "ocn", required = true)]
+        ocns: Vec<String>,
+        /// Its Robocall Mitigation Database number.
+        #[arg(long)]
+        rmd: Option<String>,
+        /// A contact (name, e-mail or phone; repeat for several).
+        #[arg(long = "contact")]
+        contacts: Vec<String>,
+        /// A standing flag (repeat for several).
+        #[arg(long = "flag", value_enum)]
+        flags: Vec<Flag>,
+    },
+    /// Print every provider, one JSON object a line.
+    List,
+    /// Issue a token for one sensor of a provider and print it (only its hash is kept; a
+    /// sensor that had a token gets a new one and the old one stops working at once).
+    Token {
+        /// The provider's name.
+        #[arg(long)]
+        provider: String,
+        /// The `sensor.id` of the sensor that will push with it.
+        #[arg(long)]
+        sensor: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -100,7 +144,12 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match serve(Cli::parse()) {
+    let mut cli = Cli::parse();
+    let done = match cli.command.take() {
+        None => serve(cli),
+        Some(Command::Provider(p)) => provider(&cli.db, p),
+    };
+    match done {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("shaken-collector: error: {e}");
@@ -109,11 +158,49 @@ fn main() -> ExitCode {
     }
 }
 
+fn provider(db: &Path, cmd: ProviderCommand) -> Result<(), CollectorError> {
+    let mut db = Db::open(db)?;
+    let mut out = std::io::stdout().lock();
+    let print = |out: &mut std::io::StdoutLock, line: String| {
+        writeln!(out, "{line}").map_err(CollectorError::Runtime)
+    };
+    match cmd {
+        ProviderCommand::Add {
+            name,
+            ocns,
+            rmd,
+            contacts,
+            flags,
+        } => {
+            let id = db.add_provider(&NewProvider {
+                name: name.clone(),
+                ocns,
+                rmd_number: rmd,
+                contacts,
+                flags,
+            })?;
+            print(&mut out, format!("provider {name:?} added (id {id})"))
+        }
+        ProviderCommand::List => {
+            for p in db.providers()? {
+                let line = serde_json::to_string(&p)
+                    .map_err(|e| CollectorError::Runtime(std::io::Error::other(e.to_string())))?;
+                print(&mut out, line)?;
+            }
+            Ok(())
+        }
+        ProviderCommand::Token { provider, sensor } => {
+            let token = db.issue_token(&provider, &sensor)?;
+            print(&mut out, token)
+        }
+    }
+}
+
 fn serve(cli: Cli) -> Result<(), CollectorError> {
     let token = match (&cli.token, &cli.token_file) {
         (Some(t), _) => t.clone(),
         (None, Some(p)) => {
-            let bytes = shaken_sensor::config::read_bounded(p, 4096).map_err(|e| {
+            let bytes = shaken_httpd::files::read_bounded(p, 4096).map_err(|e| {
                 CollectorError::TokenFile {
                     path: p.display().to_string(),
                     source: std::io::Error::other(e.to_string()),
@@ -127,6 +214,7 @@ fn serve(cli: Cli) -> Result<(), CollectorError> {
         return Err(CollectorError::NoToken);
     }
     let db = Db::open_with(&cli.db, cli.synchronous)?;
+    let tokens = db.reader()?;
     let max_body = cli.max_body_mb.max(1) << 20;
     let d = Limits::default();
     let secs =
@@ -143,6 +231,7 @@ fn serve(cli: Cli) -> Result<(), CollectorError> {
     let drain = limits.drain_timeout;
     let settings = Settings {
         token,
+        tokens,
         max_body,
         max_line: cli.max_line_kb.max(1) << 10,
         max_response: cli.max_response_mb.max(1) << 20,
@@ -187,7 +276,7 @@ fn serve(cli: Cli) -> Result<(), CollectorError> {
             }
         };
         let (app, httpd_metrics) = router(db, settings);
-        shaken_sensor::httpd::serve(listener, app, limits, httpd_metrics, shutdown).await;
+        shaken_httpd::serve(listener, app, limits, httpd_metrics, shutdown).await;
         Ok(())
     });
     // A storage task still running must not hold the exit past the drain deadline.

@@ -5,8 +5,8 @@
 //! never spin on a failing accept, and never return from shutdown later than `drain_timeout`
 //! after it was asked, whatever the clients do.
 
-use super::body::BodyLimits;
-use super::{effective_connection_cap, HttpdMetrics, Limits, RateLimitedLog};
+use crate::body::BodyLimits;
+use crate::{effective_connection_cap, HttpdMetrics, Limits, RateLimitedLog};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;

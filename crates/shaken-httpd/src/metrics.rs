@@ -1,11 +1,18 @@
 //! The HTTP layer's metrics, registered into the server's own registry under its prefix
-//! (`shaken_sensor_…` names from `metrics::names`; the collector the same with
-//! `shaken_collector_…`).
+//! (`shaken_sensor_…`, as the sensor's `metrics::names` lists them; the collector the same
+//! with `shaken_collector_…`).
 //!
 //! It must never panic at run time: the definitions are static and registered once.
 
-use crate::metrics::names;
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+
+/// The metric names after the server's prefix (`<prefix>_http_…`).
+pub mod names {
+    pub const HTTP_CONNECTIONS_ACTIVE: &str = "http_connections_active";
+    pub const HTTP_CONNECTIONS_REFUSED_TOTAL: &str = "http_connections_refused_total";
+    pub const HTTP_REQUESTS_REJECTED_TOTAL: &str = "http_requests_rejected_total";
+    pub const HTTP_TIMEOUTS_TOTAL: &str = "http_timeouts_total";
+}
 
 #[derive(Clone)]
 pub struct HttpdMetrics {
@@ -16,10 +23,10 @@ pub struct HttpdMetrics {
 }
 
 impl HttpdMetrics {
-    /// Defines the metrics and registers them in `registry`; `prefix` replaces `shaken_sensor`
-    /// in the names (pass "shaken_sensor" for the sensor).
+    /// Defines the metrics and registers them in `registry`, named `<prefix>_http_…` (pass
+    /// "shaken_sensor" for the sensor).
     pub fn register(registry: &Registry, prefix: &str) -> Self {
-        let name = |n: &str| n.replacen("shaken_sensor", prefix, 1);
+        let name = |n: &str| format!("{prefix}_{n}");
         let vec = |n: &str, help: &str, label: &str| {
             let c = IntCounterVec::new(Opts::new(name(n), help), &[label])
                 .expect("static metric definition");

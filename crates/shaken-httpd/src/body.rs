@@ -1,11 +1,11 @@
 //! Bounded request bodies: [`LimitedBody`] reads a body up to the server's `max_body_bytes`
 //! within `body_timeout`, and answers 413 or 408 (counted) otherwise. The limits travel with
-//! the request (an extension [`serve`](super::serve) adds), so a handler cannot forget them.
+//! the request (an extension [`serve`](crate::serve) adds), so a handler cannot forget them.
 //!
 //! It must never buffer more than the limit, never wait for a slow body past its deadline, and
 //! never be used before authentication (routes put the auth middleware in front of it).
 
-use super::HttpdMetrics;
+use crate::HttpdMetrics;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
@@ -24,9 +24,9 @@ pub struct BodyLimits {
 }
 
 impl Default for BodyLimits {
-    /// For a router driven without [`serve`](super::serve) (unit tests): the default limits.
+    /// For a router driven without [`serve`](crate::serve) (unit tests): the default limits.
     fn default() -> Self {
-        let l = super::Limits::default();
+        let l = crate::Limits::default();
         BodyLimits {
             max_bytes: l.max_body_bytes,
             timeout: l.body_timeout,

@@ -1,29 +1,31 @@
-//! The collector's HTTP side (axum over [`crate::httpd`]): ingest, inspection, metrics, health,
+//! The collector's HTTP side (axum over [`shaken_httpd`]): ingest, inspection, metrics, health,
 //! and the test-only fault admin endpoint. The token is checked before a body byte is read;
-//! decompression, line parsing and SQLite work run on blocking threads.
+//! decompression, line parsing and SQLite work run on blocking threads. Lines are read as
+//! [`shaken_wire::RecordHead`]s (identity only) and stored verbatim.
 //!
 //! It must never accept a request without the token (compared in constant time), never buffer
 //! more than `max_body` bytes of a body (compressed or not), never hold a line longer than
 //! `max_line` as JSON, and never answer 2xx for records it did not store.
 
-use super::db::{Db, Incoming, Stored};
-use super::error::CollectorError;
-use crate::httpd::{BearerGuard, HttpdMetrics, LimitedBody, RateLimitedLog};
+use crate::db::{Db, Incoming, Stored};
+use crate::error::CollectorError;
+use crate::providers::SensorPrincipal;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use shaken_httpd::{BearerGuard, HttpdMetrics, LimitedBody, RateLimitedLog};
+use shaken_wire::{RecordHead, RecordKind};
 use std::borrow::Cow;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Test fault injection: what the next ingest requests get instead of normal service.
-#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Faults {
     /// Answer 500 to the next N ingest requests.
@@ -38,7 +40,10 @@ pub struct Faults {
 }
 
 pub struct Settings {
+    /// The configured token: it may push records of any sensor and read them back.
     pub token: String,
+    /// Where sensor tokens are looked up (the provider registry), if anywhere.
+    pub tokens: Option<Db>,
     /// Largest body, compressed or inflated, bytes (`limits.max_body_bytes` caps it as sent).
     pub max_body: usize,
     /// Longest NDJSON line, bytes: a longer one is refused with 413 before it is parsed.
@@ -56,6 +61,7 @@ struct CollectorMetrics {
     duplicates: IntCounterVec,
     batches: IntCounterVec,
     key_conflicts: IntCounter,
+    provider_mismatch: IntCounterVec,
 }
 
 impl CollectorMetrics {
@@ -82,7 +88,18 @@ impl CollectorMetrics {
             &["status"],
         )
         .expect("static metric definition");
-        for c in [&duplicates, &batches] {
+        let provider_mismatch = IntCounterVec::new(
+            Opts::new(
+                "shaken_collector_provider_mismatch_total",
+                "Batches refused (403) because a sensor token carried a record of a sensor that is not its provider's, by reason (no_sensor_id, unknown_sensor, other_provider)",
+            ),
+            &["reason"],
+        )
+        .expect("static metric definition");
+        for r in ["no_sensor_id", "unknown_sensor", "other_provider"] {
+            provider_mismatch.with_label_values(&[r]);
+        }
+        for c in [&duplicates, &batches, &provider_mismatch] {
             registry
                 .register(Box::new(c.clone()))
                 .expect("metric registered once");
@@ -103,6 +120,7 @@ impl CollectorMetrics {
             duplicates,
             batches,
             key_conflicts,
+            provider_mismatch,
         }
     }
 
@@ -129,7 +147,7 @@ struct App {
 }
 
 /// The collector's routes, and the HTTP layer's metrics (registered in the same registry, for
-/// [`crate::httpd::serve`]).
+/// [`shaken_httpd::serve`]).
 pub fn router(db: Db, settings: Settings) -> (Router, HttpdMetrics) {
     let test_faults = settings.test_faults;
     let app = Arc::new(App {
@@ -142,6 +160,9 @@ pub fn router(db: Db, settings: Settings) -> (Router, HttpdMetrics) {
         log: RateLimitedLog::new(Duration::from_secs(10)),
     });
     let httpd_metrics = HttpdMetrics::register(&app.metrics.registry, "shaken_collector");
+    // Sensor tokens from the provider registry, looked up on a connection of their own so a
+    // lookup never waits behind a batch being stored (a hash lookup: microseconds).
+    let tokens = settings.tokens.map(Mutex::new).map(Arc::new);
     let guard = |count_batches: bool| {
         let mut g = BearerGuard::new(
             Some(settings.token.clone()),
@@ -153,15 +174,37 @@ pub fn router(db: Db, settings: Settings) -> (Router, HttpdMetrics) {
             g.on_refused = Some(Box::new(move |status: StatusCode| {
                 batches.with_label_values(&[status.as_str()]).inc();
             }));
+            // Only ingest takes sensor tokens: a sensor reads nothing back.
+            if let Some(tokens) = tokens.clone() {
+                g.issued = Some(Box::new(
+                    move |token: &str, ext: &mut axum::http::Extensions| {
+                        let db = tokens.lock().unwrap_or_else(|p| p.into_inner());
+                        match db.lookup_token(token) {
+                            Ok(Some(p)) => {
+                                ext.insert(p);
+                                true
+                            }
+                            Ok(None) => false,
+                            Err(e) => {
+                                tracing::error!(error = %e, "collector: token lookup failed");
+                                false
+                            }
+                        }
+                    },
+                ));
+            }
         }
-        axum::middleware::from_fn_with_state(Arc::new(g), crate::httpd::auth::require)
+        axum::middleware::from_fn_with_state(Arc::new(g), shaken_httpd::auth::require)
     };
     let ingest_routes = Router::new()
         .route("/v1/ingest", post(ingest))
         .route_layer(guard(true));
     let read_routes = Router::new()
-        .route("/v1/records", get(|s, q| list(s, q, "call")))
-        .route("/v1/detections", get(|s, q| list(s, q, "detection")))
+        .route("/v1/records", get(|s, q| list(s, q, RecordKind::Call)))
+        .route(
+            "/v1/detections",
+            get(|s, q| list(s, q, RecordKind::Detection)),
+        )
         .route_layer(guard(false));
     let mut r = Router::new()
         .merge(ingest_routes)
@@ -174,30 +217,33 @@ pub fn router(db: Db, settings: Settings) -> (Router, HttpdMetrics) {
     (r.with_state(app), httpd_metrics)
 }
 
-fn answer(app: &App, status: StatusCode, body: Value) -> Response {
-    app.metrics
-        .batches
-        .with_label_values(&[status.as_str()])
-        .inc();
-    (status, Json(body)).into_response()
-}
-
-/// The fault to apply to this request, if any (500, 429 + seconds, 400).
-fn take_fault(app: &App) -> Option<(StatusCode, u64)> {
+/// The fault to apply to this request, if any (500, 429 + seconds, 400), after the delay.
+async fn take_fault(app: &App) -> Option<CollectorError> {
+    let delay = app
+        .faults
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .delay_ms;
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     let mut f = app.faults.lock().unwrap_or_else(|p| p.into_inner());
-    if f.fail_next > 0 {
+    let (status, retry_after) = if f.fail_next > 0 {
         f.fail_next -= 1;
-        return Some((StatusCode::INTERNAL_SERVER_ERROR, 0));
-    }
-    if f.rate_limit_next > 0 {
+        (StatusCode::INTERNAL_SERVER_ERROR, 0)
+    } else if f.rate_limit_next > 0 {
         f.rate_limit_next -= 1;
-        return Some((StatusCode::TOO_MANY_REQUESTS, f.retry_after_s));
-    }
-    if f.reject_next > 0 {
+        (StatusCode::TOO_MANY_REQUESTS, f.retry_after_s)
+    } else if f.reject_next > 0 {
         f.reject_next -= 1;
-        return Some((StatusCode::BAD_REQUEST, 0));
-    }
-    None
+        (StatusCode::BAD_REQUEST, 0)
+    } else {
+        return None;
+    };
+    Some(CollectorError::Injected {
+        status,
+        retry_after,
+    })
 }
 
 /// The body as NDJSON text bytes: gzip inflated with the same cap.
@@ -226,24 +272,6 @@ fn decode_body(headers: &HeaderMap, body: &[u8], max: usize) -> Result<Vec<u8>, 
     }
 }
 
-/// The fields of a record line the collector looks at; everything else is skipped by the
-/// parser without being built, so a line costs about its own size in memory.
-#[derive(Deserialize)]
-struct Head<'a> {
-    #[serde(borrow, default)]
-    schema: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    record_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    sensor_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    detection_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    state: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    last_seen: Option<Cow<'a, str>>,
-}
-
 /// Parses NDJSON: each non-empty line a JSON object with a record id, at most `max_line` bytes.
 /// Detection events without a `record_id` are keyed by `detection_id:state:last_seen` (each
 /// update is its own event). Ids are unique per kind: a call and a detection may share one.
@@ -269,28 +297,27 @@ pub fn parse_lines(text: &[u8], max_line: usize) -> Result<Vec<Incoming>, Collec
         if *first != b'{' {
             return Err(bad("not a JSON object"));
         }
-        // The whole line is validated as JSON (IgnoredAny for the rest), so what is stored
-        // and later served verbatim is well-formed.
-        let head: Head<'_> =
+        // The whole line is validated as JSON (the parser skips the fields the head does not
+        // name without building them), so what is stored and served verbatim is well-formed
+        // and a line costs about its own size in memory.
+        let head: RecordHead<'_> =
             serde_json::from_slice(line).map_err(|e| bad(&format!("not JSON: {e}")))?;
-        let schema = head.schema.as_deref().unwrap_or("");
-        let kind = if schema.starts_with("shaken-sensor/call/") {
-            "call"
-        } else if schema.starts_with("shaken-sensor/detection/") {
-            "detection"
-        } else {
+        let Some(kind) = head.kind() else {
+            let schema = head.schema.as_deref().unwrap_or("");
             return Err(bad(&format!("unknown schema {schema:?}")));
         };
         let record_id = match (&head.record_id, kind) {
             (Some(id), _) => id.to_string(),
-            (None, "detection") => match (&head.detection_id, &head.state, &head.last_seen) {
-                (Some(d), Some(s), Some(t)) => format!("{d}:{s}:{t}"),
-                _ => {
-                    return Err(bad(
-                        "detection without record_id or detection_id/state/last_seen",
-                    ))
+            (None, RecordKind::Detection) => {
+                match (&head.detection_id, &head.state, &head.last_seen) {
+                    (Some(d), Some(s), Some(t)) => format!("{d}:{s}:{t}"),
+                    _ => {
+                        return Err(bad(
+                            "detection without record_id or detection_id/state/last_seen",
+                        ))
+                    }
                 }
-            },
+            }
             (None, _) => return Err(bad("no record_id")),
         };
         if record_id.is_empty() || record_id.len() > 256 {
@@ -302,7 +329,7 @@ pub fn parse_lines(text: &[u8], max_line: usize) -> Result<Vec<Incoming>, Collec
         };
         out.push(Incoming {
             record_id,
-            kind,
+            kind: kind.as_str(),
             sensor_id: head.sensor_id.map(Cow::into_owned),
             body,
         });
@@ -323,92 +350,86 @@ fn decode_and_parse(
     max_body: usize,
     max_line: usize,
 ) -> Result<Decoded, CollectorError> {
+    use sha2::Digest;
     let text = decode_body(headers, body, max_body)?;
-    let digest = ring::digest::digest(&ring::digest::SHA256, &text);
-    let digest = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let digest = sha2::Sha256::digest(&text);
+    let digest = digest.iter().map(|b| format!("{b:02x}")).collect();
     let records = parse_lines(&text, max_line)?;
     Ok(Decoded { records, digest })
 }
 
+/// The answer to an ingest that stored its batch (or had stored it before).
+#[derive(Serialize)]
+struct Ingested {
+    accepted: u64,
+    duplicates: u64,
+    /// The Idempotency-Key was seen before with this body: nothing stored this time.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    seen_batch: bool,
+}
+
+/// `POST /v1/ingest`: every answer, refusals included, counted in `batches_total{status}`.
 async fn ingest(
     State(app): State<Arc<App>>,
+    sensor: Option<axum::Extension<SensorPrincipal>>,
     headers: HeaderMap,
     body: Result<LimitedBody, Response>,
 ) -> Response {
-    let delay = app
-        .faults
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .delay_ms;
-    if delay > 0 {
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-    }
-    if let Some((status, retry_after)) = take_fault(&app) {
-        let mut resp = answer(&app, status, json!({"error": "injected fault"}));
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, retry_after.into());
+    let fault = take_fault(&app).await;
+    let resp = match (fault, body) {
+        (Some(fault), _) => fault.into_response(),
+        (None, Ok(LimitedBody(body))) => {
+            match ingest_body(&app, sensor.map(|s| s.0), headers, body).await {
+                Ok(done) => Json(done).into_response(),
+                Err(e) => {
+                    match &e {
+                    CollectorError::TooLarge(_) | CollectorError::LineTooLong { .. } => app
+                        .log
+                        .warn("ingest_too_large", &format!("collector: ingest refused: {e}")),
+                    CollectorError::KeyConflict => app.log.warn(
+                        "idempotency_conflict",
+                        "collector: Idempotency-Key reused with a different body; refused (409)",
+                    ),
+                    CollectorError::Query(_) | CollectorError::Provider(_) => {
+                        tracing::error!(error = %e, "collector: storing a batch failed")
+                    }
+                    CollectorError::WrongProvider { .. } => app.log.warn(
+                        "provider_mismatch",
+                        &format!("collector: batch refused (403): {e}"),
+                    ),
+                    _ => {}
+                }
+                    e.into_response()
+                }
+            }
         }
-        return resp;
-    }
-    let body = match body {
-        Ok(LimitedBody(b)) => b,
-        Err(resp) => {
-            let status = resp.status();
-            app.metrics
-                .batches
-                .with_label_values(&[status.as_str()])
-                .inc();
+        (None, Err(resp)) => {
             app.log.warn(
                 "ingest_body",
-                &format!("collector: ingest body refused ({status})"),
+                &format!("collector: ingest body refused ({})", resp.status()),
             );
-            return resp;
+            resp
         }
     };
+    app.metrics
+        .batches
+        .with_label_values(&[resp.status().as_str()])
+        .inc();
+    resp
+}
+
+async fn ingest_body(
+    app: &App,
+    sensor: Option<SensorPrincipal>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Ingested, CollectorError> {
     let (max_body, max_line) = (app.max_body, app.max_line);
     let hdrs = headers.clone();
     let decoded =
         tokio::task::spawn_blocking(move || decode_and_parse(&hdrs, &body, max_body, max_line))
-            .await;
-    let decoded = match decoded {
-        Ok(Ok(d)) => d,
-        Ok(Err(e)) => {
-            let (status, mut body) = match &e {
-                CollectorError::TooLarge(_) | CollectorError::LineTooLong { .. } => (
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    json!({"error": e.to_string()}),
-                ),
-                CollectorError::Encoding(_) => (
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    json!({"error": e.to_string()}),
-                ),
-                CollectorError::BadLine { problem, .. } => {
-                    (StatusCode::BAD_REQUEST, json!({"error": problem}))
-                }
-                _ => (StatusCode::BAD_REQUEST, json!({"error": e.to_string()})),
-            };
-            if let CollectorError::BadLine { line, .. } | CollectorError::LineTooLong { line, .. } =
-                &e
-            {
-                body["line"] = json!(line);
-            }
-            if status == StatusCode::PAYLOAD_TOO_LARGE {
-                app.log.warn(
-                    "ingest_too_large",
-                    &format!("collector: ingest refused: {e}"),
-                );
-            }
-            return answer(&app, status, body);
-        }
-        Err(_) => {
-            return answer(
-                &app,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"error": "parse task failed"}),
-            )
-        }
-    };
+            .await
+            .map_err(|_| CollectorError::Task("parse"))??;
     let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -416,66 +437,58 @@ async fn ingest(
         .map(str::to_string);
     let db = app.db.clone();
     let n = decoded.records.len() as u64;
+    let mismatch = app.metrics.provider_mismatch.clone();
     let stored = tokio::task::spawn_blocking(move || {
-        db.lock().unwrap_or_else(|p| p.into_inner()).store(
-            key.as_deref(),
-            &decoded.digest,
-            &decoded.records,
-        )
+        let mut db = db.lock().unwrap_or_else(|p| p.into_inner());
+        // Before the key: a batch a token may not push is refused whatever was sent before.
+        if let Some(s) = &sensor {
+            if let Some((r, reason)) = db.foreign_record(s.provider_id, &decoded.records)? {
+                mismatch.with_label_values(&[reason]).inc();
+                return Err(CollectorError::WrongProvider {
+                    record_id: r.record_id.clone(),
+                    problem: match reason {
+                        "no_sensor_id" => "no sensor_id",
+                        "unknown_sensor" => "its sensor_id is no registered sensor",
+                        _ => "its sensor belongs to another provider than this token",
+                    },
+                });
+            }
+        }
+        db.store(key.as_deref(), &decoded.digest, &decoded.records)
     })
-    .await;
+    .await
+    .map_err(|_| CollectorError::Task("storage"))??;
     match stored {
-        Ok(Ok(Stored::Batch {
+        Stored::Batch {
             inserted,
             duplicates,
-        })) => {
+        } => {
             app.metrics.ingested.inc_by(inserted);
             app.metrics
                 .duplicates
                 .with_label_values(&["record_id"])
                 .inc_by(duplicates);
-            answer(
-                &app,
-                StatusCode::OK,
-                json!({"accepted": inserted, "duplicates": duplicates}),
-            )
+            Ok(Ingested {
+                accepted: inserted,
+                duplicates,
+                seen_batch: false,
+            })
         }
-        Ok(Ok(Stored::SeenKey)) => {
+        Stored::SeenKey => {
             app.metrics
                 .duplicates
                 .with_label_values(&["idempotency_key"])
                 .inc_by(n);
-            answer(
-                &app,
-                StatusCode::OK,
-                json!({"accepted": 0, "duplicates": n, "seen_batch": true}),
-            )
+            Ok(Ingested {
+                accepted: 0,
+                duplicates: n,
+                seen_batch: true,
+            })
         }
-        Ok(Ok(Stored::KeyConflict)) => {
+        Stored::KeyConflict => {
             app.metrics.key_conflicts.inc();
-            app.log.warn(
-                "idempotency_conflict",
-                "collector: Idempotency-Key reused with a different body; refused (409)",
-            );
-            answer(
-                &app,
-                StatusCode::CONFLICT,
-                json!({"error": "Idempotency-Key already used for a different body; nothing stored"}),
-            )
+            Err(CollectorError::KeyConflict)
         }
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "collector: storing a batch failed");
-            answer(
-                &app,
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({"error": "storage failed"}),
-            )
-        }
-        Err(_) => answer(
-            &app,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": "storage task failed"}),
-        ),
     }
 }
 
@@ -491,14 +504,10 @@ struct ListParams {
 async fn list(
     State(app): State<Arc<App>>,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
-    kind: &'static str,
-) -> Response {
+    kind: RecordKind,
+) -> Result<Response, CollectorError> {
     let Ok(Query(p)) = params else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "limit and after must be integers"})),
-        )
-            .into_response();
+        return Err(CollectorError::BadPage);
     };
     let limit = p.limit.unwrap_or(100).clamp(1, 1000);
     let after = p.after.unwrap_or(0);
@@ -507,11 +516,12 @@ async fn list(
     let page = tokio::task::spawn_blocking(move || {
         db.lock()
             .unwrap_or_else(|p| p.into_inner())
-            .page(kind, after, limit, max_bytes)
+            .page(kind.as_str(), after, limit, max_bytes)
     })
-    .await;
+    .await
+    .map_err(|_| CollectorError::Task("storage"))?;
     match page {
-        Ok(Ok((rows, next))) => {
+        Ok((rows, next)) => {
             let mut out = String::with_capacity(rows.iter().map(String::len).sum::<usize>() + 64);
             out.push_str("{\"records\":[");
             for (i, r) in rows.iter().enumerate() {
@@ -523,13 +533,12 @@ async fn list(
             out.push_str("],\"next\":");
             out.push_str(&next.unwrap_or(after).to_string());
             out.push('}');
-            ([(header::CONTENT_TYPE, "application/json")], out).into_response()
+            Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
         }
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error": "storage failed"})),
-        )
-            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "collector: reading a page failed");
+            Err(e)
+        }
     }
 }
 
@@ -544,18 +553,10 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 async fn set_faults(
     State(app): State<Arc<App>>,
     body: Result<Json<Faults>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    match body {
-        Ok(Json(f)) => {
-            *app.faults.lock().unwrap_or_else(|p| p.into_inner()) = f.clone();
-            Json(f).into_response()
-        }
-        Err(e) => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": e.body_text()})),
-        )
-            .into_response(),
-    }
+) -> Result<Json<Faults>, CollectorError> {
+    let Json(f) = body.map_err(|e| CollectorError::BadJson(e.body_text()))?;
+    *app.faults.lock().unwrap_or_else(|p| p.into_inner()) = f.clone();
+    Ok(Json(f))
 }
 
 async fn get_faults(State(app): State<Arc<App>>) -> Response {

@@ -1,5 +1,6 @@
-//! The hardened HTTP layer every server of the project runs on (sensor API, collector, and the
-//! coming portal): a hyper accept loop with header, body and idle timeouts, a cap on open
+//! shaken-httpd: the hardened HTTP layer every server of the project runs on (sensor API,
+//! collector, and the coming portal), a crate of its own so the collector shares it without
+//! linking the sensor: a hyper accept loop with header, body and idle timeouts, a cap on open
 //! connections and on requests in flight, bounded request bodies, bearer-token authentication
 //! that runs before any body byte is read, and a shutdown that ends within a deadline even when
 //! clients stall. Every limit is a [`Limits`] field and every refusal a metric
@@ -11,6 +12,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod files;
 pub mod metrics;
 mod ratelog;
 pub mod serve;

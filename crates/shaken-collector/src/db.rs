@@ -13,8 +13,8 @@
 //! different body, and never interpret records beyond their id, kind and sensor (the body is
 //! kept and served verbatim).
 
-use super::error::CollectorError;
-use crate::clock::{Clock, SystemClock};
+use crate::error::CollectorError;
+use crate::providers::{self, NewProvider, Provider, ProviderError, SensorPrincipal};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
@@ -137,7 +137,8 @@ impl Db {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
         conn.execute_batch(&format!(
-            "CREATE TABLE IF NOT EXISTS records {RECORDS_COLUMNS};{SCHEMA}"
+            "CREATE TABLE IF NOT EXISTS records {RECORDS_COLUMNS};{SCHEMA}{}",
+            crate::providers::SCHEMA
         ))
         .map_err(err)?;
         migrate(&conn).map_err(err)?;
@@ -158,7 +159,8 @@ impl Db {
                 duplicates: 0,
             });
         }
-        let now = SystemClock.now().to_rfc3339();
+        let now =
+            shaken_wire::Timestamp::from_system_time(std::time::SystemTime::now()).to_rfc3339();
         let tx = self.conn.transaction()?;
         if let Some(k) = key {
             let seen: Option<Option<String>> = tx
@@ -201,6 +203,54 @@ impl Db {
             inserted,
             duplicates: batch.len() as u64 - inserted,
         })
+    }
+
+    /// Another connection to the same database file (WAL: it reads while ingest writes), for
+    /// token lookups that must not wait behind a batch; None for an in-memory database.
+    pub fn reader(&self) -> Result<Option<Db>, CollectorError> {
+        match self.conn.path().filter(|p| !p.is_empty()) {
+            Some(p) => Ok(Some(Db::open_with(Path::new(p), Synchronous::default())?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn add_provider(&mut self, p: &NewProvider) -> Result<i64, ProviderError> {
+        providers::add(&mut self.conn, p)
+    }
+
+    pub fn providers(&self) -> Result<Vec<Provider>, ProviderError> {
+        providers::list(&self.conn)
+    }
+
+    pub fn issue_token(&mut self, provider: &str, sensor: &str) -> Result<String, ProviderError> {
+        providers::issue_token(&mut self.conn, provider, sensor)
+    }
+
+    pub fn lookup_token(&self, token: &str) -> Result<Option<SensorPrincipal>, ProviderError> {
+        providers::lookup_token(&self.conn, token)
+    }
+
+    /// For a batch pushed with a token of provider `provider_id`: the first record whose
+    /// sensor is not that provider's (no `sensor_id`, a sensor nobody registered, or another
+    /// provider's), with the reason (the `provider_mismatch_total` label).
+    pub fn foreign_record<'a>(
+        &self,
+        provider_id: i64,
+        batch: &'a [Incoming],
+    ) -> Result<Option<(&'a Incoming, &'static str)>, ProviderError> {
+        let owners = providers::sensor_providers(
+            &self.conn,
+            batch.iter().filter_map(|r| r.sensor_id.as_deref()),
+        )?;
+        Ok(batch.iter().find_map(|r| {
+            let reason = match r.sensor_id.as_deref().map(|s| owners.get(s)) {
+                None => "no_sensor_id",
+                Some(None) => "unknown_sensor",
+                Some(Some(&p)) if p != provider_id => "other_provider",
+                Some(Some(_)) => return None,
+            };
+            Some((r, reason))
+        }))
     }
 
     /// One page of `kind` after sequence number `after`, oldest first: at most `limit` bodies

@@ -1,11 +1,13 @@
 //! Bearer-token authentication for every server: one constant-time comparison
 //! ([`bearer_matches`]) and one axum middleware ([`require`]) that answers 401/403
 //! before the handler runs, so no body byte of an unauthenticated request is ever read.
+//! Besides its configured token a route may accept tokens its server issued itself
+//! ([`TokenLookup`], e.g. the collector's per-sensor tokens), which say who the caller is.
 //!
 //! It must never compare tokens in a way whose timing depends on where they differ, never
 //! echo the presented token, and never let a request through when no token is configured.
 
-use super::{HttpdMetrics, RateLimitedLog};
+use crate::{HttpdMetrics, RateLimitedLog};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
@@ -18,12 +20,7 @@ use std::time::Duration;
 /// Whether `headers` carry `Authorization: Bearer <token>`. Constant time over the token's
 /// length: the comparison leaks neither a matching prefix nor where a mismatch is.
 pub fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("")
-        .as_bytes();
+    let presented = presented(headers).unwrap_or("").as_bytes();
     let token = token.as_bytes();
     let mut acc = u8::from(presented.len() != token.len() || token.is_empty());
     for (i, t) in token.iter().enumerate() {
@@ -31,6 +28,19 @@ pub fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
     }
     acc == 0
 }
+
+/// The token of `Authorization: Bearer <token>`, if the header is there and well-formed.
+pub fn presented(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// Tokens a server issued itself: given a presented token (never empty), vouches for it by
+/// putting who it stands for into the request's extensions (for the handler), or refuses it.
+/// It must compare secrets only in constant time or by a hash lookup.
+pub type TokenLookup = Box<dyn Fn(&str, &mut axum::http::Extensions) -> bool + Send + Sync>;
 
 /// Called with the status of every refusal, for a server's own per-route counters.
 pub type OnRefused = Box<dyn Fn(StatusCode) + Send + Sync>;
@@ -44,6 +54,8 @@ pub struct BearerGuard {
     pub metrics: HttpdMetrics,
     pub log: Arc<RateLimitedLog>,
     pub on_refused: Option<OnRefused>,
+    /// Issued tokens the route accepts besides `token`.
+    pub issued: Option<TokenLookup>,
 }
 
 impl BearerGuard {
@@ -54,6 +66,7 @@ impl BearerGuard {
             metrics,
             log: Arc::new(RateLimitedLog::new(Duration::from_secs(10))),
             on_refused: None,
+            issued: None,
         }
     }
 
@@ -71,15 +84,24 @@ impl BearerGuard {
 }
 
 /// The middleware: `route_layer(from_fn_with_state(guard, auth::require))`.
-pub async fn require(State(g): State<Arc<BearerGuard>>, req: Request, next: Next) -> Response {
-    let Some(token) = g.token.as_deref() else {
+pub async fn require(State(g): State<Arc<BearerGuard>>, mut req: Request, next: Next) -> Response {
+    if g.token.is_none() && g.issued.is_none() {
         return g.refuse(
             StatusCode::FORBIDDEN,
             "no_token",
             format!("no API token configured ({})", g.setting),
         );
-    };
-    if !bearer_matches(req.headers(), token) {
+    }
+    let configured = g
+        .token
+        .as_deref()
+        .is_some_and(|t| bearer_matches(req.headers(), t));
+    let vouched = !configured
+        && match (&g.issued, presented(req.headers()).map(str::to_owned)) {
+            (Some(lookup), Some(p)) if !p.is_empty() => lookup(&p, req.extensions_mut()),
+            _ => false,
+        };
+    if !configured && !vouched {
         return g.refuse(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
