@@ -443,3 +443,34 @@ fn each_sensor_sees_its_hop_and_detects_the_campaigns_on_its_route() {
         assert!(seen_at >= 3, "{id}: detected at {seen_at} sensors");
     }
 }
+
+#[test]
+fn network_options_out_of_range_are_refused_before_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let run = |args: &[&str]| {
+        Command::new(common::bin())
+            .args(["scenario", "--network", "--out"])
+            .arg(&dir)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let short = run(&["--duration-s", "300"]);
+    assert!(!short.status.success());
+    assert!(
+        String::from_utf8_lossy(&short.stderr).contains("--duration-s 300"),
+        "{}",
+        String::from_utf8_lossy(&short.stderr)
+    );
+    assert!(!dir.exists(), "nothing written for a refused option");
+    let variant = run(&["--variant", "fast"]);
+    assert_eq!(
+        variant.status.code(),
+        Some(2),
+        "--variant is the single-sensor scenario's"
+    );
+    let huge = run(&["--background", "5000000"]);
+    assert!(!huge.status.success());
+    assert!(String::from_utf8_lossy(&huge.stderr).contains("--background 5000000"));
+}
