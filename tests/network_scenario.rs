@@ -276,6 +276,30 @@ fn network_scenario_is_deterministic_and_consistent_on_the_wire() {
     }
 }
 
+/// Call-ID -> Identity header value (None when absent) of every INVITE in a capture written
+/// by the generator (Ethernet/IPv4/UDP, one SIP message per frame).
+fn invite_identities(pcap: &Path) -> HashMap<String, Option<String>> {
+    let b = std::fs::read(pcap).unwrap();
+    let mut out = HashMap::new();
+    let mut i = 24;
+    while i + 16 <= b.len() {
+        let len = u32::from_le_bytes(b[i + 8..i + 12].try_into().unwrap()) as usize;
+        let sip = String::from_utf8_lossy(&b[i + 16 + 42..i + 16 + len]).to_string();
+        i += 16 + len;
+        if !sip.starts_with("INVITE ") {
+            continue;
+        }
+        let header = |name: &str| {
+            sip.split("\r\n")
+                .find_map(|l| l.strip_prefix(name).map(str::to_string))
+        };
+        let id = header("Call-ID: ").expect("an INVITE has a Call-ID");
+        assert!(out.insert(id, header("Identity: ")).is_none());
+    }
+    assert_eq!(i, b.len(), "the capture ends on a record boundary");
+    out
+}
+
 /// Replays one provider's capture with its sensor.toml; returns (records, detections).
 fn replay(dir: &Path, name: &str, out: &Path) -> (Vec<Value>, Vec<Value>) {
     let p = dir.join("providers").join(name);
@@ -356,6 +380,7 @@ fn each_sensor_sees_its_hop_and_detects_the_campaigns_on_its_route() {
                     assert_eq!(s["origid"], h["origid"], "{name} {id} {identity}");
                     assert_eq!(s["iat"], h["iat"], "{name} {id} {identity}");
                     assert_eq!(s["replayed"], false, "{name} {id}");
+                    assert_eq!(s["identity_headers"], 1, "{name} {id}");
                 }
                 _ => {
                     assert_ne!(
@@ -363,11 +388,52 @@ fn each_sensor_sees_its_hop_and_detects_the_campaigns_on_its_route() {
                         "{name} {id} {identity}"
                     );
                     assert!(s["spc"].is_null() && s["attest"].is_null(), "{name} {id}");
+                    assert_eq!(s["identity_headers"], 0, "{name} {id} {identity}");
                 }
             }
         }
         detections.insert(name, dets);
     }
+    // On the wire: a kept header is the previous leg's bytes, a re-signed one is not, and
+    // none/dropped legs carry none (where both hops have a sensor).
+    let wire: HashMap<String, HashMap<String, Option<String>>> = sensors(&dir)
+        .into_iter()
+        .map(|n| {
+            let ids = invite_identities(&dir.join("providers").join(&n).join("edge.pcap"));
+            (n, ids)
+        })
+        .collect();
+    let mut kept_compared = 0;
+    for c in &calls {
+        let hops = c["hops"].as_array().unwrap();
+        let at = |k: usize| -> Option<&Option<String>> {
+            let h = &hops[k];
+            wire.get(h["provider"].as_str().unwrap())
+                .map(|m| &m[h["call_id"].as_str().unwrap()])
+        };
+        for (k, hop) in hops.iter().enumerate() {
+            let Some(here) = at(k) else { continue };
+            let identity = hop["identity"].as_str().unwrap();
+            assert_eq!(
+                here.is_some(),
+                matches!(identity, "signed" | "kept" | "resigned"),
+                "{identity} at {}",
+                hop["provider"]
+            );
+            if let (true, Some(before)) = (k > 0, k.checked_sub(1).and_then(at)) {
+                match identity {
+                    "kept" => {
+                        assert_eq!(here, before, "a kept header is the same bytes");
+                        kept_compared += 1;
+                    }
+                    "resigned" => assert_ne!(here, before),
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert!(kept_compared > 100, "{kept_compared} kept headers compared");
+
     for t in ["none", "signed", "kept", "resigned", "dropped"] {
         assert!(
             treatments.get(t).copied().unwrap_or(0) > 0,
