@@ -135,7 +135,8 @@ pub enum Keys {
     /// Private scalars drawn from the scenario's seeded [`Rng`], and PASSporTs signed with a
     /// nonce derived from the key and the message (see [`deterministic_rng`]): the same seed
     /// gives byte-identical PASSporTs. Only the CA's signatures on the certificates still
-    /// differ from run to run (OpenSSL 3.0 has no deterministic ECDSA).
+    /// differ from run to run (OpenSSL 3.0 has no deterministic ECDSA). Anyone with the seed
+    /// has the keys: a lab scenario's keys, never anything a sensor should trust elsewhere.
     Seeded,
 }
 
@@ -396,6 +397,20 @@ pub fn build_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sec1_key_der_lengths_and_scalar_range() {
+        let d = p256_scalar(&mut Rng::new(1));
+        assert!(d[0] < 0xff && d[31] & 1 == 1);
+        let bare = sec1_p256(&d, None);
+        assert_eq!(&bare[..2], &[0x30, 0x31]);
+        assert_eq!(bare.len(), 2 + 0x31);
+        let full = sec1_p256(&d, Some(&[4u8; 65]));
+        assert_eq!(&full[..2], &[0x30, 0x77]);
+        assert_eq!(full.len(), 2 + 0x77);
+        assert_eq!(&full[7..39], &d);
+        assert_eq!(&full[51..56], &[0xa1, 0x44, 0x03, 0x42, 0x00]);
+    }
 
     #[test]
     fn tn_auth_list_der_for_one_spc() {
