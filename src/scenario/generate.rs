@@ -77,7 +77,7 @@ pub struct ScenarioSummary {
     pub elapsed_seconds: f64,
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ScenarioError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ScenarioError + '_ {
     move |source| ScenarioError::Io {
         path: path.to_path_buf(),
         source,
@@ -185,16 +185,45 @@ fn write_campaigns(out: &Path, plan: &Plan) -> Result<(), ScenarioError> {
     std::fs::write(&path, text + "\n").map_err(io_err(&path))
 }
 
-fn toml_str(s: &str) -> String {
+pub(crate) fn toml_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
 fn write_config(out: &Path, pki: &Pki) -> Result<(), ScenarioError> {
-    let mut t = String::from(
+    let peers: Vec<PeerEntry> = PEERS
+        .iter()
+        .map(|p| PeerEntry {
+            name: p.name.to_string(),
+            ocn: p.ocn.to_string(),
+            cidrs: vec![format!("{}.{}.{}.0/24", p.net[0], p.net[1], p.net[2])],
+        })
+        .collect();
+    let t = sensor_toml(
         "# Written by `shaken-sensor scenario`: replays this directory's scenario.pcap with the\n\
-         # generated PKI seeded (nothing is fetched). Detection settings are the defaults.\n\n\
-         [sensor]\nid = \"scenario\"\nworkers = 0\n\n[output]\nrecords = \"\"\n\n[traceback]\nenabled = false\n\n\
+         # generated PKI seeded (nothing is fetched). Detection settings are the defaults.\n",
+        "scenario",
+        pki,
+        &peers,
+    );
+    let path = out.join("sensor.toml");
+    std::fs::write(&path, t).map_err(io_err(&path))
+}
+
+/// One `[[peers]]` table of a generated sensor.toml.
+pub(crate) struct PeerEntry {
+    pub name: String,
+    pub ocn: String,
+    pub cidrs: Vec<String>,
+}
+
+/// A sensor.toml for replaying a generated capture: the scenario's root as trust anchor, every
+/// signer's certificate seeded under its x5u (nothing is fetched), no outputs but the
+/// command line's, and `peers`. `comment` is the file's opening comment (ends in a newline).
+pub(crate) fn sensor_toml(comment: &str, id: &str, pki: &Pki, peers: &[PeerEntry]) -> String {
+    let mut t = format!(
+        "{comment}\n[sensor]\nid = {}\nworkers = 0\n\n[output]\nrecords = \"\"\n\n[traceback]\nenabled = false\n\n\
          [http]\nbind = \"\"\n\n[shaken]\ncrl = \"off\"\n",
+        toml_str(id)
     );
     t.push_str(&format!(
         "trust_anchors = [{}]\ncerts = [\n",
@@ -208,14 +237,16 @@ fn write_config(out: &Path, pki: &Pki) -> Result<(), ScenarioError> {
         ));
     }
     t.push_str("]\n\n[shaken.x5u]\nfetch = false\n");
-    for p in PEERS {
+    for p in peers {
+        let cidrs: Vec<String> = p.cidrs.iter().map(|c| toml_str(c)).collect();
         t.push_str(&format!(
-            "\n[[peers]]\nname = \"{}\"\nocn = \"{}\"\ncidrs = [\"{}.{}.{}.0/24\"]\n",
-            p.name, p.ocn, p.net[0], p.net[1], p.net[2]
+            "\n[[peers]]\nname = {}\nocn = {}\ncidrs = [{}]\n",
+            toml_str(&p.name),
+            toml_str(&p.ocn),
+            cidrs.join(", ")
         ));
     }
-    let path = out.join("sensor.toml");
-    std::fs::write(&path, t).map_err(io_err(&path))
+    t
 }
 
 /// A message waiting to be written: (time, sequence, call index, step).
@@ -223,9 +254,9 @@ type Pending = Reverse<(i64, u64, u32, StepKey)>;
 
 /// `Step` packed so the heap entry stays small and ordered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct StepKey(u8, u16);
+pub(crate) struct StepKey(u8, u16);
 
-fn pack(s: Step) -> StepKey {
+pub(crate) fn pack(s: Step) -> StepKey {
     match s {
         Step::Invite => StepKey(0, 0),
         Step::Trying => StepKey(1, 0),
@@ -241,7 +272,7 @@ fn pack(s: Step) -> StepKey {
     }
 }
 
-fn unpack(k: StepKey) -> Step {
+pub(crate) fn unpack(k: StepKey) -> Step {
     match k.0 {
         0 => Step::Invite,
         1 => Step::Trying,

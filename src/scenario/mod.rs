@@ -8,6 +8,7 @@
 
 pub mod evaluate;
 pub mod generate;
+pub mod network;
 pub mod numbers;
 pub mod pcap;
 pub mod pki;

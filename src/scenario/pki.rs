@@ -8,7 +8,7 @@
 
 use super::rng::Rng;
 use crate::shaken::b64;
-use ring::rand::SystemRandom;
+use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -47,7 +47,7 @@ pub struct Claims<'a> {
 
 impl Signer {
     /// The value of an Identity header (RFC 8224 §4.1) carrying a freshly signed PASSporT.
-    pub fn identity(&self, rng: &SystemRandom, c: &Claims<'_>) -> String {
+    pub fn identity(&self, rng: &dyn SecureRandom, c: &Claims<'_>) -> String {
         let header = format!(
             r#"{{"alg":"ES256","ppt":"shaken","typ":"passport","x5u":"{}"}}"#,
             self.x5u
@@ -127,10 +127,112 @@ const CA_END: &str = "20991231235959Z";
 const LEAF_START: &str = "20200101000000Z";
 const LEAF_END: &str = "20491231235959Z";
 
-/// Builds the PKI in `dir` (created): `sti-ca-root.pem` and, per (SPC, x5u), `<SPC>.pem` (the
-/// certificate the x5u URL serves) and `<SPC>.key.der` (PKCS#8). Serial numbers come from
-/// `rng` so reruns with one seed name the same serials.
+/// Where the signer keys come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keys {
+    /// `openssl genpkey`: fresh keys on every run (the single-sensor scenario).
+    Random,
+    /// Private scalars drawn from the scenario's seeded [`Rng`], and PASSporTs signed with a
+    /// nonce derived from the key and the message (see [`deterministic_rng`]): the same seed
+    /// gives byte-identical PASSporTs. Only the CA's signatures on the certificates still
+    /// differ from run to run (OpenSSL 3.0 has no deterministic ECDSA). Anyone with the seed
+    /// has the keys: a lab scenario's keys, never anything a sensor should trust elsewhere.
+    Seeded,
+}
+
+/// The "random" source that makes ring's ECDSA deterministic for [`Keys::Seeded`] signers.
+/// ring hashes the key, this source's bytes and the message digest into the nonce, so a
+/// constant source gives a nonce that is still secret (it depends on the private key) and
+/// distinct per message, as RFC 6979 does. Only for lab keys written next to a scenario.
+#[allow(deprecated)]
+pub fn deterministic_rng() -> impl SecureRandom {
+    ring::test::rand::FixedByteRandom { byte: 0x5c }
+}
+
+/// A P-256 private scalar drawn from `rng`: the first byte is kept below 0xff and the last
+/// above 0, so it lies in [1, n).
+fn p256_scalar(rng: &mut Rng) -> [u8; 32] {
+    let mut d = [0u8; 32];
+    for chunk in d.chunks_mut(8) {
+        chunk.copy_from_slice(&rng.next_u64().to_be_bytes());
+    }
+    d[0] = d[0].min(0xfe);
+    d[31] |= 1;
+    d
+}
+
+/// SEC 1 `ECPrivateKey` DER of a P-256 key: `SEQUENCE { 1, OCTET STRING d, [0] prime256v1,
+/// [1] BIT STRING point }`, the point omitted when `point` is None.
+fn sec1_p256(d: &[u8; 32], point: Option<&[u8]>) -> Vec<u8> {
+    let mut body = vec![0x02, 0x01, 0x01, 0x04, 0x20];
+    body.extend_from_slice(d);
+    body.extend_from_slice(&[
+        0xa0, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
+    ]);
+    if let Some(q) = point {
+        body.extend_from_slice(&[0xa1, q.len() as u8 + 3, 0x03, q.len() as u8 + 1, 0x00]);
+        body.extend_from_slice(q);
+    }
+    [&[0x30, body.len() as u8][..], &body].concat()
+}
+
+/// Writes `<spc>.key.pem` (PKCS#8 with its public point) for a scalar drawn from `rng`:
+/// openssl derives the point from a key written without it, and the key is written again
+/// with it (ring needs the point in the PKCS#8).
+fn seeded_key(dir: &Path, spc: &str, rng: &mut Rng) -> Result<(), PkiError> {
+    let d = p256_scalar(rng);
+    let bare = format!("{spc}.key.bare.der");
+    write(&dir.join(&bare), &sec1_p256(&d, None))?;
+    let spki = format!("{spc}.pub.der");
+    run(
+        dir,
+        &[
+            "ec", "-inform", "DER", "-in", &bare, "-pubout", "-outform", "DER", "-out", &spki,
+        ],
+    )?;
+    let spki_path = dir.join(&spki);
+    let spki_der = std::fs::read(&spki_path).map_err(|source| PkiError::Io {
+        path: spki_path,
+        source,
+    })?;
+    // The uncompressed point (0x04, X, Y) ends the SubjectPublicKeyInfo.
+    let point = spki_der
+        .get(spki_der.len().saturating_sub(65)..)
+        .filter(|q| q.len() == 65 && q[0] == 4)
+        .ok_or_else(|| PkiError::BadKey(spc.to_string()))?;
+    let full = format!("{spc}.key.sec1.der");
+    write(&dir.join(&full), &sec1_p256(&d, Some(point)))?;
+    let _ = std::fs::remove_file(dir.join(&bare));
+    let _ = std::fs::remove_file(dir.join(&spki));
+    run(
+        dir,
+        &[
+            "pkey",
+            "-inform",
+            "DER",
+            "-in",
+            &full,
+            "-out",
+            &format!("{spc}.key.pem"),
+        ],
+    )
+}
+
+/// Builds the PKI in `dir` (created) with fresh signer keys: see [`build_with`].
 pub fn build(dir: &Path, carriers: &[(String, String)], rng: &mut Rng) -> Result<Pki, PkiError> {
+    build_with(dir, carriers, rng, Keys::Random)
+}
+
+/// Builds the PKI in `dir` (created): `sti-ca-root.pem` and, per (SPC, x5u), `<SPC>.pem` (the
+/// certificate the x5u URL serves) and `<SPC>.key.der` (PKCS#8). Serial numbers (and with
+/// [`Keys::Seeded`] the signer keys) come from `rng`, so reruns with one seed name the same
+/// serials.
+pub fn build_with(
+    dir: &Path,
+    carriers: &[(String, String)],
+    rng: &mut Rng,
+    keys: Keys,
+) -> Result<Pki, PkiError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| PkiError::Io { path, source }
@@ -229,7 +331,10 @@ pub fn build(dir: &Path, carriers: &[(String, String)], rng: &mut Rng) -> Result
     for (spc, x5u) in carriers {
         write(&dir.join("ca/serial"), serial(rng).as_bytes())?;
         let key = format!("{spc}.key.pem");
-        genkey(&key)?;
+        match keys {
+            Keys::Random => genkey(&key)?,
+            Keys::Seeded => seeded_key(dir, spc, rng)?,
+        }
         let der = format!("{spc}.key.der");
         run(
             dir,
@@ -266,12 +371,19 @@ pub fn build(dir: &Path, carriers: &[(String, String)], rng: &mut Rng) -> Result
         run(dir, &["x509", "-in", &signed, "-out", &cert])?;
         let der_path = dir.join(&der);
         let pkcs8 = std::fs::read(&der_path).map_err(io(&der_path))?;
-        let key = EcdsaKeyPair::from_pkcs8(
-            &ECDSA_P256_SHA256_FIXED_SIGNING,
-            &pkcs8,
-            &SystemRandom::new(),
-        )
-        .map_err(|_| PkiError::BadKey(spc.clone()))?;
+        let loaded = match keys {
+            Keys::Random => EcdsaKeyPair::from_pkcs8(
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                &pkcs8,
+                &SystemRandom::new(),
+            ),
+            Keys::Seeded => EcdsaKeyPair::from_pkcs8(
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                &pkcs8,
+                &deterministic_rng(),
+            ),
+        };
+        let key = loaded.map_err(|_| PkiError::BadKey(spc.clone()))?;
         signers.push(Signer {
             spc: spc.clone(),
             x5u: x5u.clone(),
@@ -285,6 +397,20 @@ pub fn build(dir: &Path, carriers: &[(String, String)], rng: &mut Rng) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sec1_key_der_lengths_and_scalar_range() {
+        let d = p256_scalar(&mut Rng::new(1));
+        assert!(d[0] < 0xff && d[31] & 1 == 1);
+        let bare = sec1_p256(&d, None);
+        assert_eq!(&bare[..2], &[0x30, 0x31]);
+        assert_eq!(bare.len(), 2 + 0x31);
+        let full = sec1_p256(&d, Some(&[4u8; 65]));
+        assert_eq!(&full[..2], &[0x30, 0x77]);
+        assert_eq!(full.len(), 2 + 0x77);
+        assert_eq!(&full[7..39], &d);
+        assert_eq!(&full[51..56], &[0xa1, 0x44, 0x03, 0x42, 0x00]);
+    }
 
     #[test]
     fn tn_auth_list_der_for_one_spc() {

@@ -523,17 +523,17 @@ impl Builder {
 }
 
 /// How a human-answered call goes: answer probability, talk-time median (s) and shape.
-struct Answering {
-    asr: f64,
-    talk_median_s: f64,
-    talk_sigma: f64,
-    talk_min_s: f64,
-    talk_max_s: f64,
+pub(crate) struct Answering {
+    pub(crate) asr: f64,
+    pub(crate) talk_median_s: f64,
+    pub(crate) talk_sigma: f64,
+    pub(crate) talk_min_s: f64,
+    pub(crate) talk_max_s: f64,
 }
 
 /// A dialog with human ringing: 100 Trying, 180 after post-dial delay, then answer (ring 2-20 s),
 /// busy, no answer (caller gives up, or 480), early hang-up, or a rejection.
-fn human_dialog(rng: &mut Rng, a: &Answering) -> (u32, Option<u32>, End) {
+pub(crate) fn human_dialog(rng: &mut Rng, a: &Answering) -> (u32, Option<u32>, End) {
     let trying = rng.range(15, 80) as u32;
     let pdd = trying + rng.range(80, 2500) as u32;
     let x = rng.f64();
@@ -595,7 +595,7 @@ fn human_dialog(rng: &mut Rng, a: &Answering) -> (u32, Option<u32>, End) {
     }
 }
 
-const BACKGROUND: Answering = Answering {
+pub(crate) const BACKGROUND: Answering = Answering {
     asr: 0.68,
     talk_median_s: 100.0,
     talk_sigma: 1.0,
@@ -723,7 +723,7 @@ fn background(b: &mut Builder, o: &PlanOptions, duration_us: i64) {
 }
 
 /// Arrival times of `n` calls at `rate` per second (Poisson) from `start_us`.
-fn arrivals(rng: &mut Rng, start_us: i64, n: u32, rate: f64) -> Vec<i64> {
+pub(crate) fn arrivals(rng: &mut Rng, start_us: i64, n: u32, rate: f64) -> Vec<i64> {
     let mut t = start_us as f64;
     (0..n)
         .map(|_| {
@@ -875,7 +875,7 @@ fn call_centre(b: &mut Builder, o: &PlanOptions, duration_us: i64) {
     }
 }
 
-fn one_ring_dialog(rng: &mut Rng) -> (u32, Option<u32>, End) {
+pub(crate) fn one_ring_dialog(rng: &mut Rng) -> (u32, Option<u32>, End) {
     let trying = rng.range(15, 60) as u32;
     let ring = trying + rng.range(100, 900) as u32;
     (
@@ -887,7 +887,7 @@ fn one_ring_dialog(rng: &mut Rng) -> (u32, Option<u32>, End) {
     )
 }
 
-fn short_dialog(rng: &mut Rng) -> (u32, Option<u32>, End) {
+pub(crate) fn short_dialog(rng: &mut Rng) -> (u32, Option<u32>, End) {
     let trying = rng.range(15, 60) as u32;
     let ring = trying + rng.range(100, 1500) as u32;
     if rng.chance(0.12) {

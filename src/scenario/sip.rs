@@ -149,8 +149,26 @@ fn sdp(owner: &str, ip: &str, session: u64, port: u32) -> String {
 /// Renders one message. `identity` is the Identity header value of the INVITE (if signed);
 /// `media_port` is this call's RTP port (distinct per call).
 pub fn render(c: &CallSpec, step: Step, identity: Option<&str>, media_port: u32) -> Vec<u8> {
-    let style = PEERS[c.peer as usize].style;
-    let e = ends(c);
+    render_as(
+        c,
+        step,
+        identity,
+        media_port,
+        PEERS[c.peer as usize].style,
+        &ends(c),
+    )
+}
+
+/// [`render`] with the sending SBC's writing style and the two addresses given by the caller
+/// (the network scenario's interconnects are not the single-sensor `PEERS`).
+pub fn render_as(
+    c: &CallSpec,
+    step: Step,
+    identity: Option<&str>,
+    media_port: u32,
+    style: u8,
+    e: &Ends,
+) -> Vec<u8> {
     let (peer, us) = (ip(e.peer_ip), ip(e.our_ip));
     let caller = user(style, &c.caller);
     let callee = user(style, &c.callee);
