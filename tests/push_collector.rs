@@ -271,9 +271,15 @@ fn collector_down_during_the_replay_then_up_every_record_arrives_once() {
     // segments and straddle them.
     sensor.configure(port, TOKEN, "spool_max_mb = 16\nbatch_max_bytes = 150000\n");
     let started = Instant::now();
-    let child = sensor.spawn_replay(&pcap, "run");
-    // Down for a while: the sensor retries against a closed port.
-    std::thread::sleep(Duration::from_millis(1500));
+    let mut child = sensor.spawn_replay(&pcap, "run");
+    // Down until the sensor has failed to deliver at least once (a closed port), however long
+    // a loaded machine takes to get there.
+    let mut log = common::StderrLines::of(&mut child);
+    assert!(
+        log.wait_for("will retry", Duration::from_secs(120)),
+        "no failed delivery logged: {}",
+        log.text()
+    );
     let db = sensor.path("collector.sqlite");
     let c = collector(&db, &format!("127.0.0.1:{port}"), &[]);
     let run = sensor.finish(child, "run", started);
