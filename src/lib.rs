@@ -7,6 +7,7 @@
 //!
 //! Modules are public so that tests, benchmarks and fuzz targets can drive each stage alone.
 
+pub mod backpressure;
 pub mod capture;
 pub mod cli;
 pub mod clock;
@@ -24,5 +25,6 @@ pub mod pipeline;
 pub mod record;
 pub mod scenario;
 pub mod shaken;
+pub mod shutdown;
 pub mod sip;
 pub mod traceback;

@@ -12,16 +12,21 @@
 //! by values this module starts and finishes; the HTTP server (`http`) and the SIGHUP reload
 //! thread are started by `cli::run` (docs/architecture.md, "Threads").
 
+pub mod capture_stage;
 pub mod capture_thread;
 pub mod detection;
 pub mod dispatch;
 pub mod messages;
+pub mod outputs;
 pub mod problems;
 pub mod reload;
 pub mod run;
+pub mod sink;
+pub mod stage;
 pub mod summary;
 pub mod verification;
 pub mod worker;
+pub mod worker_pool;
 
 pub use reload::LiveConfig;
 pub use run::{run, Input, PipelineError, RunOptions};
