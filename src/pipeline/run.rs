@@ -122,34 +122,22 @@ fn start(
     sources: Sources,
     stages: &mut Stages,
 ) -> Result<(), PipelineError> {
-    let push = match cfg.push.enabled {
-        true => {
-            let p = PushStage::start(cfg, shared)?;
-            let q = p.queue();
-            stages.push(p);
-            Some(q)
-        }
-        false => None,
-    };
-    let store = match cfg.traceback.enabled {
-        true => {
-            let s = StoreStage::start(cfg, shared)?;
-            let input = s.input();
-            stages.push(s);
-            Some(input)
-        }
-        false => None,
-    };
+    let push = stages.start_if(
+        cfg.push.enabled,
+        || PushStage::start(cfg, shared),
+        |p| p.queue(),
+    )?;
+    let store = stages.start_if(
+        cfg.traceback.enabled,
+        || StoreStage::start(cfg, shared),
+        |s| s.input(),
+    )?;
     stages.push(Summaries::start(cfg, shared)?);
-    let hep = match cfg.export.hep.enabled {
-        true => {
-            let h = HepExportStage::start(cfg, shared)?;
-            let handles = (h.exporter().tap(), h.exporter().detections());
-            stages.push(h);
-            Some(handles)
-        }
-        false => None,
-    };
+    let hep = stages.start_if(
+        cfg.export.hep.enabled,
+        || HepExportStage::start(cfg, shared),
+        |h| (h.exporter().tap(), h.exporter().detections()),
+    )?;
     let (hep_tap, hep_detections) = hep.unzip();
     let workers_n = cfg.worker_count();
     // Campaign detection: shard threads fed by the workers, events to their own sink.

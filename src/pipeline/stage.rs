@@ -96,6 +96,22 @@ impl Stages {
         self.started.push(Box::new(stage));
     }
 
+    /// Starts an optional stage when `on`; returns the handle later stages feed it through.
+    pub fn start_if<S: Stage + 'static, H>(
+        &mut self,
+        on: bool,
+        start: impl FnOnce() -> Result<S, PipelineError>,
+        handle: impl FnOnce(&S) -> H,
+    ) -> Result<Option<H>, PipelineError> {
+        if !on {
+            return Ok(None);
+        }
+        let stage = start()?;
+        let h = handle(&stage);
+        self.push(stage);
+        Ok(Some(h))
+    }
+
     /// Finishes every started stage, last started first. Returns `first` if set, otherwise the
     /// first error a finish returned; later errors are logged, not lost.
     pub fn finish(mut self, first: Option<PipelineError>) -> Result<(), PipelineError> {
