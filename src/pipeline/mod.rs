@@ -4,8 +4,11 @@
 //! one call always meets the same worker and its dialog table needs no lock. Workers parse, track
 //! dialogs and emit CallRecords to the sink thread.
 //!
-//! Live capture never waits on a full queue: it drops and counts. Replay waits, so an offline run
-//! loses nothing. This is the only module that knows the whole shape and the only one that
+//! Each stage is a value started with `start(&Config, &Shared, ..)` and ended with `finish`
+//! ([`stage`]); [`run`](run::run) starts them in order and finishes them in reverse, keeping the
+//! first error. Live capture never waits on a full queue: it drops and counts. Replay waits, so
+//! an offline run loses nothing (one [`Backpressure`](crate::backpressure::Backpressure) value,
+//! chosen once). This is the only module that knows the whole shape and the only one that
 //! spawns the pipeline's own threads (capture, workers, sinks, detectors, log summary). Not the
 //! only one that spawns threads: the traceback store writer (`traceback::store`), the push
 //! threads (`export::push`) and the x5u fetch runtime (`shaken::service`) start their own, owned
