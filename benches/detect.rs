@@ -4,6 +4,7 @@
 //! Run: `cargo bench --bench detect`. Compare with benches/throughput.sh (detect.enabled).
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use shaken_sensor::backpressure::Backpressure;
 use shaken_sensor::clock::Timestamp;
 use shaken_sensor::config::DetectConfig;
 use shaken_sensor::detect::engine::Engine;
@@ -96,7 +97,12 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let (tx, rx) = crossbeam_channel::bounded::<FeedBatch>(1 << 16);
             let counter = prometheus::IntCounter::new("x", "x").unwrap();
-            let template = DetectFeed::new(vec![tx], crossbeam_channel::never(), true, counter);
+            let template = DetectFeed::new(
+                vec![tx],
+                crossbeam_channel::never(),
+                Backpressure::Wait,
+                counter,
+            );
             let mut feed = template.for_source(0);
             for (i, (s, end)) in calls.iter().enumerate() {
                 feed.start(s.clone());

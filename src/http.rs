@@ -19,9 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -53,11 +51,11 @@ pub struct HttpServer {
     pub thread: std::thread::JoinHandle<()>,
 }
 
-/// Starts the server on `bind`; it stops when `stop` is set.
+/// Starts the server on `bind`; it stops (draining its connections) when `stop` is set.
 pub fn spawn(
     bind: SocketAddr,
     state: HttpState,
-    stop: Arc<AtomicBool>,
+    stop: crate::shutdown::Shutdown,
 ) -> Result<HttpServer, HttpError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -80,9 +78,8 @@ pub fn spawn(
         .spawn(move || {
             runtime.block_on(async move {
                 let shutdown = async move {
-                    while !stop.load(Ordering::Relaxed) {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
+                    // A blocking thread waits on the token; the drain bounds the exit.
+                    let _ = tokio::task::spawn_blocking(move || stop.wait()).await;
                 };
                 crate::httpd::serve(listener, app, limits, httpd_metrics, shutdown).await;
             });

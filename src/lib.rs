@@ -9,6 +9,7 @@
 //! The record types come from the `shaken-wire` crate and the HTTP layer from `shaken-httpd`,
 //! both shared with the collector (`crates/shaken-collector`).
 
+pub mod backpressure;
 pub mod capture;
 pub mod cli;
 pub mod clock;
@@ -26,5 +27,6 @@ pub mod pipeline;
 pub mod record;
 pub mod scenario;
 pub mod shaken;
+pub mod shutdown;
 pub mod sip;
 pub mod traceback;

@@ -8,8 +8,8 @@ use shaken_sensor::config::HttpConfig;
 use shaken_sensor::health::Health;
 use shaken_sensor::http::{spawn, HttpState};
 use shaken_sensor::metrics::Metrics;
+use shaken_sensor::shutdown::Shutdown;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 const TOKEN: &str = "s3cret-token";
@@ -31,14 +31,14 @@ fn json_body(body: &str) -> Value {
 struct Server {
     addr: SocketAddr,
     health: Arc<Health>,
-    stop: Arc<AtomicBool>,
+    stop: Shutdown,
     _dir: tempfile::TempDir,
     call: Value,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stop.trigger();
     }
 }
 
@@ -61,7 +61,7 @@ fn server_with(token: Option<&str>, config: HttpConfig) -> Server {
         .find(|c| c["call_id"] == "outcome-notfound-1@uac.shaken-sensor.test")
         .unwrap()
         .clone();
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Shutdown::new();
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::new(&metrics));
     let state = HttpState {

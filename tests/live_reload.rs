@@ -176,6 +176,8 @@ fn sighup_applies_new_peers_and_refuses_a_broken_file_without_stopping_capture()
     hup(pid);
     let reloaded = wait_log(&rx, &mut log, "configuration reloaded");
     assert_eq!(reloaded["fields"]["generation"], 1);
+    // Only the peers changed, and the log says they apply live.
+    assert_eq!(reloaded["fields"]["applied_live"], "peers", "{reloaded}");
     sipp_calls();
     let peers = peers_of_records(&out, 2 * CALLS);
     assert_eq!(peers[..CALLS], vec!["before"; CALLS]);

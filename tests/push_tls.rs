@@ -4,6 +4,7 @@
 //! Records spooled before the start are delivered DetectionEvents first, with the wire format
 //! of docs/collector.md (headers, gzip NDJSON, one Idempotency-Key per batch).
 
+use shaken_sensor::backpressure::Backpressure;
 use shaken_sensor::config::PushConfig;
 use shaken_sensor::export::push::PushService;
 use shaken_sensor::export::spool::{FsyncPolicy, Kind, Spool, SpoolConfig};
@@ -243,7 +244,7 @@ fn push_over_mutual_tls_delivers_detections_first_in_the_wire_format() {
     let metrics = Arc::new(Metrics::new());
     let push = PushService::start(&cfg, "tls-sensor", metrics.clone()).unwrap();
     let queue = push.queue();
-    assert!(queue.offer(Kind::CallRecord, call(4).into_bytes(), true));
+    assert!(queue.offer(Kind::CallRecord, call(4).into_bytes(), Backpressure::Wait));
     drop(queue);
     push.finish();
 

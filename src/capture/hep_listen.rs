@@ -14,10 +14,11 @@ use super::source::{DropCounters, FrameKind, FrameSource, Next, SourceError};
 use crate::clock::{Clock, Timestamp};
 use crate::config::HepConfig;
 use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -50,7 +51,7 @@ struct Shared {
     tx: Sender<Received>,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
-    done: Arc<AtomicBool>,
+    done: Shutdown,
     max_frame: usize,
 }
 
@@ -67,7 +68,7 @@ impl Shared {
         match self.tx.try_send(item) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => self.dropped("queue"),
-            Err(TrySendError::Disconnected(_)) => self.done.store(true, Ordering::Relaxed),
+            Err(TrySendError::Disconnected(_)) => self.done.trigger(),
         }
     }
 
@@ -79,7 +80,7 @@ impl Shared {
     }
 
     fn done(&self) -> bool {
-        self.done.load(Ordering::Relaxed)
+        self.done.is_set()
     }
 }
 
@@ -87,7 +88,7 @@ impl Shared {
 pub struct HepSource {
     rx: Receiver<Received>,
     current: Option<Received>,
-    done: Arc<AtomicBool>,
+    done: Shutdown,
     threads: Vec<JoinHandle<()>>,
     name: String,
     /// Where the listeners are bound (port 0 in the config resolves here).
@@ -109,7 +110,7 @@ impl HepSource {
             tx,
             metrics,
             clock,
-            done: Arc::new(AtomicBool::new(false)),
+            done: Shutdown::new(),
             max_frame: cfg.max_frame_bytes,
         };
         let mut src = HepSource {
@@ -167,7 +168,7 @@ impl HepSource {
 
 impl Drop for HepSource {
     fn drop(&mut self) {
-        self.done.store(true, Ordering::Relaxed);
+        self.done.trigger();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }

@@ -19,8 +19,6 @@ use crate::pipeline::RunOptions;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 /// Exit status of a usage, configuration or environment problem the operator fixes by
 /// changing the command line, the configuration file or the host (status 1 stays for
@@ -68,17 +66,6 @@ pub fn init_logging(cfg: &Config) {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Human => builder.try_init(),
     };
-}
-
-pub fn stop_flag() -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while shutting down exits at once.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
-            .context("installing signal handler")?;
-        signal_hook::flag::register(sig, stop.clone()).context("installing signal handler")?;
-    }
-    Ok(stop)
 }
 
 pub fn http_state(opts: &RunOptions, cfg: &Config) -> crate::http::HttpState {

@@ -2,15 +2,13 @@
 //! capture, as fast as the machine allows, with a summary at the end. A replay never writes
 //! the production traceback store unless `--store` names one.
 
-use super::{http_state, init_logging, load_config, stop_flag, write_metrics, UsageError};
+use super::{http_state, init_logging, load_config, write_metrics, UsageError};
 use crate::capture::source::SourceError;
 use crate::pipeline::{self, Input, PipelineError, RunOptions};
 use anyhow::{Context, Result};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -55,14 +53,14 @@ pub fn main(a: Args) -> Result<ExitCode> {
         cfg.traceback.dir = dir.display().to_string();
     }
     init_logging(&cfg);
-    let stop = stop_flag()?;
+    let stop = crate::shutdown::Shutdown::on_signals().context("installing signal handler")?;
     let mut opts = RunOptions::new(stop.clone());
     opts.records_out = a.out;
     opts.detections_out = a.detections;
     opts.progress = !a.quiet && std::io::stderr().is_terminal();
     let metrics = opts.metrics.clone();
-    // The server has its own stop flag: a replay that ends must not end it under --hold.
-    let http_stop = Arc::new(AtomicBool::new(false));
+    // The server has its own token: a replay that ends must not end it under --hold.
+    let http_stop = stop.child();
     let server = match &a.http {
         Some(addr) => {
             let bind = addr
@@ -94,11 +92,9 @@ pub fn main(a: Args) -> Result<ExitCode> {
     if let Some(server) = server {
         if a.hold {
             tracing::info!(addr = %server.addr, "replay done; serving until SIGINT/SIGTERM (--hold)");
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
+            stop.wait();
         }
-        http_stop.store(true, Ordering::Relaxed);
+        http_stop.trigger();
         let _ = server.thread.join();
     }
     Ok(ExitCode::SUCCESS)

@@ -2,16 +2,17 @@
 //! the HTTP server (/metrics, /healthz, traceback API) and SIGHUP reload. It never decides
 //! anything about packets itself: it starts the pipeline and reports.
 
-use super::{http_state, init_logging, load_config, stop_flag, write_metrics, UsageError};
+use super::{http_state, init_logging, load_config, write_metrics, UsageError};
 use crate::capture::source::SourceError;
 use crate::http::HttpError;
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Input, LiveConfig, PipelineError, RunOptions};
 use crate::shaken::service::SetupError;
+use crate::shutdown::Shutdown;
 use anyhow::{Context, Result};
+use signal_hook::iterator::{Handle, Signals};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 #[derive(clap::Args)]
@@ -26,31 +27,29 @@ pub struct Args {
     pub metrics_out: Option<PathBuf>,
 }
 
-/// SIGHUP sets the returned flag; the reload thread clears it.
-fn reload_flag() -> Result<Arc<AtomicBool>> {
-    let hup = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
-        .context("installing SIGHUP handler")?;
-    Ok(hup)
+/// Installs the SIGHUP handler: the returned signals are read by [`spawn_reloader`], which
+/// ends when the handle is closed.
+fn reload_signals() -> Result<(Signals, Handle)> {
+    let signals =
+        Signals::new([signal_hook::consts::SIGHUP]).context("installing SIGHUP handler")?;
+    let handle = signals.handle();
+    Ok((signals, handle))
 }
 
-/// Re-reads `path` on every SIGHUP until `stop`; never touches the capture threads.
+/// Re-reads `path` on every SIGHUP until the signals' handle is closed; never touches the
+/// capture threads.
 fn spawn_reloader(
     path: PathBuf,
     live: Arc<LiveConfig>,
     metrics: Arc<Metrics>,
-    hup: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
+    mut hup: Signals,
 ) -> Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("reload".into())
         .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                if hup.swap(false, Ordering::Relaxed) {
-                    tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
-                    live.reload(&path, &metrics);
-                }
-                std::thread::sleep(std::time::Duration::from_millis(100));
+            for _ in hup.forever() {
+                tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
+                live.reload(&path, &metrics);
             }
         })
         .context("starting the reload thread")
@@ -84,14 +83,14 @@ fn setup_problem(e: &PipelineError, config: &Path) -> Option<UsageError> {
 pub fn main(a: Args) -> Result<ExitCode> {
     let cfg = load_config(Some(&a.config))?;
     init_logging(&cfg);
-    let hup = reload_flag()?;
-    let stop = stop_flag()?;
+    let (hup, hup_handle) = reload_signals()?;
+    let stop = Shutdown::on_signals().context("installing signal handler")?;
     let mut opts = RunOptions::new(stop.clone());
     opts.records_out = a.out;
     let live = LiveConfig::new(&cfg);
     opts.live = Some(live.clone());
     let metrics = opts.metrics.clone();
-    let reloader = spawn_reloader(a.config.clone(), live, metrics.clone(), hup, stop.clone())?;
+    let reloader = spawn_reloader(a.config.clone(), live, metrics.clone(), hup)?;
     tracing::info!(
         interfaces = ?cfg.capture.interfaces,
         filter = %cfg.capture.bpf_filter,
@@ -115,10 +114,11 @@ pub fn main(a: Args) -> Result<ExitCode> {
         )
     };
     let result = pipeline::run(&cfg, Input::Live, opts);
-    stop.store(true, Ordering::Relaxed);
+    stop.trigger();
     if let Some(server) = http {
         let _ = server.thread.join();
     }
+    hup_handle.close();
     let _ = reloader.join();
     let summary = match result {
         Ok(s) => s,

@@ -1,7 +1,7 @@
 //! Reading and validating the configuration file. Every error names the file and the key, so
 //! an operator can fix the file without reading our source.
 
-use super::model::Config;
+use super::model::*;
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +63,26 @@ struct Checks<'a> {
     section: &'static str,
 }
 
-impl Checks<'_> {
+impl<'a> Checks<'a> {
+    fn new(path: &'a str, section: &'static str) -> Self {
+        Checks { path, section }
+    }
+
+    /// The two checks nearly every section uses, as closures: `bad(key, problem)` and
+    /// `range(key, value, lo, hi)`.
+    #[allow(clippy::type_complexity)]
+    fn fns(
+        &self,
+    ) -> (
+        impl Fn(&str, String) -> ConfigError + '_,
+        impl Fn(&str, u64, u64, u64) -> Result<(), ConfigError> + '_,
+    ) {
+        (
+            move |key: &str, problem: String| self.bad(key, problem),
+            move |key: &str, v: u64, lo: u64, hi: u64| self.range(key, v, lo, hi),
+        )
+    }
+
     fn bad(&self, key: &str, problem: String) -> ConfigError {
         ConfigError::Invalid {
             path: self.path.to_string(),
@@ -102,17 +121,153 @@ impl Config {
 
     /// Start-up checks that types alone cannot express.
     pub fn validate(&self, label: &str) -> Result<(), ConfigError> {
-        let checks = Checks {
-            path: label,
-            section: "",
-        };
-        let bad = |key: &str, problem: String| checks.bad(key, problem);
-        let range = |key: &str, v: u64, lo: u64, hi: u64| checks.range(key, v, lo, hi);
-        if self.sensor.id.trim().is_empty() || self.sensor.id.len() > 64 {
+        self.sensor.validate(label)?;
+        self.log.validate(label)?;
+        self.capture.validate(label)?;
+        self.export.validate(label)?;
+        self.sip.validate(label)?;
+        self.dialog.validate(label)?;
+        self.output.validate(label)?;
+        self.shaken.validate(label)?;
+        self.traceback.validate(label)?;
+        self.http.validate(label)?;
+        self.push.validate(label)?;
+        self.detect.validate(label)?;
+        self.peers.validate(label)
+    }
+
+    /// What a reload from `self` to `new` changes, section by section: applied live, or
+    /// read only at start (docs/operator-guide.md, "Reload").
+    pub fn reload_changes(&self, new: &Config) -> Vec<(&'static str, OnSighup)> {
+        let mut v = Vec::new();
+        v.extend(self.sensor.changes(&new.sensor));
+        v.extend(self.log.changes(&new.log));
+        v.extend(self.capture.changes(&new.capture));
+        v.extend(self.export.changes(&new.export));
+        v.extend(self.sip.changes(&new.sip));
+        v.extend(self.dialog.changes(&new.dialog));
+        v.extend(self.output.changes(&new.output));
+        v.extend(self.shaken.changes(&new.shaken));
+        v.extend(self.traceback.changes(&new.traceback));
+        v.extend(self.http.changes(&new.http));
+        v.extend(self.push.changes(&new.push));
+        v.extend(self.detect.changes(&new.detect));
+        v.extend(self.peers.changes(&new.peers));
+        v
+    }
+
+    /// Worker threads to start: the configured number, or one per core.
+    pub fn worker_count(&self) -> usize {
+        match self.sensor.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
+    /// The BPF expression for live capture on an interface of `linktype` (libpcap DLT).
+    /// "auto" keeps the SIP ports on UDP and TCP, every IP fragment (a non-first fragment has
+    /// no port to match) and IP-in-IP/GRE tunnels; on Ethernet also behind a VLAN tag. Other
+    /// link types get no `vlan` clause: libpcap rejects it on Linux cooked captures (the
+    /// "any" interface) and raw IP, where the kernel has already removed the tag.
+    pub fn bpf_filter(&self, linktype: i32) -> String {
+        let c = &self.capture;
+        if c.bpf_filter != "auto" {
+            return c.bpf_filter.clone();
+        }
+        let ports = c
+            .sip_ports
+            .iter()
+            .map(|p| format!("port {p}"))
+            .chain(c.hep.pcap_ports.iter().map(|p| format!("udp dst port {p}")))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let base = format!(
+            "{ports} or (ip[6:2] & 0x3fff != 0) or (ip6 and ip6[6] == 44) \
+             or ip proto 4 or ip proto 41 or ip proto 47"
+        );
+        if linktype == crate::capture::decode::linktype::ETHERNET {
+            format!("({base}) or (vlan and ({base}))")
+        } else {
+            base
+        }
+    }
+}
+
+/// Loads the file, or the defaults when no file is given.
+pub fn load_or_default(path: Option<&Path>) -> Result<Config, ConfigError> {
+    match path {
+        Some(p) => load(p),
+        None => Ok(Config::default()),
+    }
+}
+
+/// A section's start-up checks; errors name the file and the full key.
+pub trait Validate {
+    fn validate(&self, label: &str) -> Result<(), ConfigError>;
+}
+
+/// Whether a reload applies a changed section to the running sensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnSighup {
+    /// The running pipeline takes the new values (the reload logs it as applied).
+    Live,
+    /// Read only at start: the reload keeps the old values and logs that a restart is needed.
+    Restart,
+}
+
+/// The changes of a section applied partly live: `live` (its key, whether it changed) and
+/// the rest (the section once `strip` has cleared the live part), which needs a restart.
+fn partly_live<S: Section + Clone>(
+    old: &S,
+    new: &S,
+    live: (&'static str, bool),
+    strip: impl Fn(&mut S),
+) -> Vec<(&'static str, OnSighup)> {
+    let rest = |s: &S| {
+        let mut s = s.clone();
+        strip(&mut s);
+        s
+    };
+    let mut v = Vec::new();
+    if live.1 {
+        v.push((live.0, OnSighup::Live));
+    }
+    if rest(old) != rest(new) {
+        v.push((S::KEY, OnSighup::Restart));
+    }
+    v
+}
+
+/// A top-level section of the configuration file: its key and what a SIGHUP does with it.
+pub trait Section: Validate + PartialEq {
+    const KEY: &'static str;
+    const ON_SIGHUP: OnSighup;
+
+    /// The keys a reload from `self` to `new` changes, with how each is applied. A section
+    /// applied partly live overrides this.
+    fn changes(&self, new: &Self) -> Vec<(&'static str, OnSighup)> {
+        if self == new {
+            Vec::new()
+        } else {
+            vec![(Self::KEY, Self::ON_SIGHUP)]
+        }
+    }
+}
+
+/// `[sensor]`: the id and the worker count, read at start.
+impl Section for SensorConfig {
+    const KEY: &'static str = "sensor";
+    const ON_SIGHUP: OnSighup = OnSighup::Restart;
+}
+
+impl Validate for SensorConfig {
+    fn validate(&self, label: &str) -> Result<(), ConfigError> {
+        let checks = Checks::new(label, "");
+        let (bad, range) = checks.fns();
+        if self.id.trim().is_empty() || self.id.len() > 64 {
             return Err(bad("sensor.id", "must be 1 to 64 characters".into()));
         }
         if !self
-            .sensor
             .id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
@@ -122,20 +277,44 @@ impl Config {
                 "may hold only letters, digits, '-', '_' and '.'".into(),
             ));
         }
-        range("sensor.workers", self.sensor.workers as u64, 0, 256)?;
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+        range("sensor.workers", self.workers as u64, 0, 256)?;
+        Ok(())
+    }
+}
+
+/// `[log]`: the filter and the summary interval, set up at start.
+impl Section for LogConfig {
+    const KEY: &'static str = "log";
+    const ON_SIGHUP: OnSighup = OnSighup::Restart;
+}
+
+impl Validate for LogConfig {
+    fn validate(&self, label: &str) -> Result<(), ConfigError> {
+        let checks = Checks::new(label, "");
+        let (bad, range) = checks.fns();
+        if tracing_subscriber::EnvFilter::try_new(&self.level).is_err() {
             return Err(bad(
                 "log.level",
-                format!("not a valid filter: {:?}", self.log.level),
+                format!("not a valid filter: {:?}", self.level),
             ));
         }
-        range(
-            "log.summary_interval_s",
-            self.log.summary_interval_s,
-            1,
-            86_400,
-        )?;
-        let c = &self.capture;
+        range("log.summary_interval_s", self.summary_interval_s, 1, 86_400)?;
+        Ok(())
+    }
+}
+
+/// `[capture]` (with `[capture.hep]`): sources, filter and reassembly limits, fixed while capture runs.
+impl Section for CaptureConfig {
+    const KEY: &'static str = "capture";
+    const ON_SIGHUP: OnSighup = OnSighup::Restart;
+}
+
+impl Validate for CaptureConfig {
+    fn validate(&self, label: &str) -> Result<(), ConfigError> {
+        let checks = Checks::new(label, "");
+        let (bad, range) = checks.fns();
+        let c = self;
+        c.hep.validate(label)?;
         if (c.interfaces.is_empty() && !c.hep.enabled)
             || c.interfaces.iter().any(|i| i.trim().is_empty())
         {
@@ -144,8 +323,6 @@ impl Config {
                 "needs at least one non-empty interface name (or capture.hep.enabled)".into(),
             ));
         }
-        self.validate_hep(label)?;
-        self.validate_hep_export(label)?;
         range("capture.snaplen", c.snaplen.into(), 256, 262_144)?;
         range("capture.buffer_size_mb", c.buffer_size_mb.into(), 1, 4096)?;
         if c.bpf_filter.trim().is_empty() {
@@ -212,38 +389,92 @@ impl Config {
                 "must hold at least one message of capture.max_message_bytes".into(),
             ));
         }
-        range("sip.max_headers", self.sip.max_headers as u64, 16, 4096)?;
+        Ok(())
+    }
+}
+
+/// `[sip]`: parser limits, given to the workers at start.
+impl Section for SipConfig {
+    const KEY: &'static str = "sip";
+    const ON_SIGHUP: OnSighup = OnSighup::Restart;
+}
+
+impl Validate for SipConfig {
+    fn validate(&self, label: &str) -> Result<(), ConfigError> {
+        let checks = Checks::new(label, "");
+        let (_, range) = checks.fns();
+        range("sip.max_headers", self.max_headers as u64, 16, 4096)?;
         range(
             "sip.max_header_line",
-            self.sip.max_header_line as u64,
+            self.max_header_line as u64,
             256,
             1 << 20,
         )?;
-        range(
-            "dialog.max_dialogs",
-            self.dialog.max_dialogs as u64,
-            1,
-            1 << 26,
-        )?;
-        range(
-            "dialog.invite_timeout_s",
-            self.dialog.invite_timeout_s,
-            1,
-            3600,
-        )?;
+        Ok(())
+    }
+}
+
+/// `[dialog]`: table limits and timeouts, sized at start.
+impl Section for DialogConfig {
+    const KEY: &'static str = "dialog";
+    const ON_SIGHUP: OnSighup = OnSighup::Restart;
+}
+
+impl Validate for DialogConfig {
+    fn validate(&self, label: &str) -> Result<(), ConfigError> {
+        let checks = Checks::new(label, "");
+        let (_, range) = checks.fns();
+        range("dialog.max_dialogs", self.max_dialogs as u64, 1, 1 << 26)?;
+        range("dialog.invite_timeout_s", self.invite_timeout_s, 1, 3600)?;
         range(
             "dialog.max_call_duration_s",
-            self.dialog.max_call_duration_s,
+            self.max_call_duration_s,
             60,
             7 * 86_400,
         )?;
+        Ok(())
+    }
+}
+
+/// `[output]`: output paths and the record queue, opened at start.
+impl Section for OutputConfig {
+    const KEY: &'static str = "output";
+    const ON_SIGHUP: OnSighup = OnSighup::Restart;
+}
+
+impl Validate for OutputConfig {
+    fn validate(&self, label: &str) -> Result<(), ConfigError> {
+        let checks = Checks::new(label, "");
+        let (_, range) = checks.fns();
         range(
             "output.queue_records",
-            self.output.queue_records as u64,
+            self.queue_records as u64,
             1,
             1 << 24,
         )?;
-        let sh = &self.shaken;
+        Ok(())
+    }
+}
+
+/// `[shaken]`: trust anchors and seeded certificates apply live (the service swaps them); the rest at start.
+impl Section for ShakenConfig {
+    const KEY: &'static str = "shaken";
+    const ON_SIGHUP: OnSighup = OnSighup::Restart;
+
+    fn changes(&self, new: &Self) -> Vec<(&'static str, OnSighup)> {
+        let credentials = self.trust_anchors != new.trust_anchors || self.certs != new.certs;
+        partly_live(self, new, ("shaken.trust_anchors", credentials), |s| {
+            s.trust_anchors.clear();
+            s.certs.clear();
+        })
+    }
+}
+
+impl Validate for ShakenConfig {
+    fn validate(&self, label: &str) -> Result<(), ConfigError> {
+        let checks = Checks::new(label, "");
+        let (bad, range) = checks.fns();
+        let sh = self;
         range("shaken.max_iat_age_s", sh.max_iat_age_s, 1, 86_400)?;
         range("shaken.max_pending", sh.max_pending as u64, 1, 1 << 24)?;
         range(
@@ -279,7 +510,21 @@ impl Config {
         if sh.enabled && sh.trust_anchors.is_empty() {
             tracing::warn!("shaken.trust_anchors is empty: every signed call will fail with 437");
         }
-        let tb = &self.traceback;
+        Ok(())
+    }
+}
+
+/// `[traceback]`: the store, opened at start.
+impl Section for TracebackConfig {
+    const KEY: &'static str = "traceback";
+    const ON_SIGHUP: OnSighup = OnSighup::Restart;
+}
+
+impl Validate for TracebackConfig {
+    fn validate(&self, label: &str) -> Result<(), ConfigError> {
+        let checks = Checks::new(label, "");
+        let (bad, range) = checks.fns();
+        let tb = self;
         if tb.enabled && tb.dir.trim().is_empty() {
             return Err(bad("traceback.dir", "empty".into()));
         }
@@ -297,13 +542,27 @@ impl Config {
             1,
             1 << 24,
         )?;
-        if !self.http.bind.is_empty() && self.http.bind.parse::<std::net::SocketAddr>().is_err() {
+        Ok(())
+    }
+}
+
+/// `[http]`: the server, bound at start.
+impl Section for HttpConfig {
+    const KEY: &'static str = "http";
+    const ON_SIGHUP: OnSighup = OnSighup::Restart;
+}
+
+impl Validate for HttpConfig {
+    fn validate(&self, label: &str) -> Result<(), ConfigError> {
+        let checks = Checks::new(label, "");
+        let (bad, range) = checks.fns();
+        if !self.bind.is_empty() && self.bind.parse::<std::net::SocketAddr>().is_err() {
             return Err(bad(
                 "http.bind",
-                format!("not an address:port: {:?}", self.http.bind),
+                format!("not an address:port: {:?}", self.bind),
             ));
         }
-        let h = &self.http;
+        let h = self;
         range("http.header_timeout_s", h.header_timeout_s, 1, 3600)?;
         range("http.body_timeout_s", h.body_timeout_s, 1, 3600)?;
         range("http.keepalive_idle_s", h.keepalive_idle_s, 1, 3600)?;
@@ -317,10 +576,22 @@ impl Config {
             1,
             1_000_000,
         )?;
-        self.validate_push(label)?;
-        self.validate_detect(label)?;
+        Ok(())
+    }
+}
+
+/// `[[peers]]`: the table workers read for every new call, swapped live.
+impl Section for Vec<PeerConfig> {
+    const KEY: &'static str = "peers";
+    const ON_SIGHUP: OnSighup = OnSighup::Live;
+}
+
+impl Validate for Vec<PeerConfig> {
+    fn validate(&self, label: &str) -> Result<(), ConfigError> {
+        let checks = Checks::new(label, "");
+        let (bad, _) = checks.fns();
         let mut names = std::collections::HashMap::new();
-        for (i, p) in self.peers.iter().enumerate() {
+        for (i, p) in self.iter().enumerate() {
             if p.name.trim().is_empty() || p.name == crate::peers::UNKNOWN_PEER {
                 return Err(bad(
                     &format!("peers[{i}].name"),
@@ -364,17 +635,29 @@ impl Config {
         }
         Ok(())
     }
+}
 
+/// `[detect]`: the rule thresholds (`[detect.rules]`) apply live (the shards re-read them); the
+/// engine's sizes and timings at start.
+impl Section for DetectConfig {
+    const KEY: &'static str = "detect";
+    const ON_SIGHUP: OnSighup = OnSighup::Restart;
+
+    fn changes(&self, new: &Self) -> Vec<(&'static str, OnSighup)> {
+        let rules = self.rules != new.rules;
+        partly_live(self, new, ("detect.rules", rules), |d| {
+            d.rules = Default::default()
+        })
+    }
+}
+
+impl Validate for DetectConfig {
     /// The `[detect]` section: ranges of the engine's caps and of every rule threshold.
-    fn validate_detect(&self, label: &str) -> Result<(), ConfigError> {
-        let checks = Checks {
-            path: label,
-            section: "detect.",
-        };
-        let bad = |key: &str, problem: String| checks.bad(key, problem);
-        let range = |key: &str, v: u64, lo: u64, hi: u64| checks.range(key, v, lo, hi);
+    fn validate(&self, label: &str) -> Result<(), ConfigError> {
+        let checks = Checks::new(label, "detect.");
+        let (bad, range) = checks.fns();
         let share = |key: &str, v: f64| checks.share(key, v);
-        let d = &self.detect;
+        let d = self;
         range("shards", d.shards as u64, 1, 64)?;
         range("queue_batches", d.queue_batches as u64, 1, 1 << 20)?;
         range("max_keys", d.max_keys as u64, 16, 1 << 22)?;
@@ -483,16 +766,20 @@ impl Config {
         )?;
         Ok(())
     }
+}
 
+/// `[push]`: the spool and the pusher, started at start.
+impl Section for PushConfig {
+    const KEY: &'static str = "push";
+    const ON_SIGHUP: OnSighup = OnSighup::Restart;
+}
+
+impl Validate for PushConfig {
     /// The `[push]` section: checked only as far as it matters when push is off.
-    fn validate_push(&self, label: &str) -> Result<(), ConfigError> {
-        let checks = Checks {
-            path: label,
-            section: "push.",
-        };
-        let bad = |key: &str, problem: String| checks.bad(key, problem);
-        let range = |key: &str, v: u64, lo: u64, hi: u64| checks.range(key, v, lo, hi);
-        let p = &self.push;
+    fn validate(&self, label: &str) -> Result<(), ConfigError> {
+        let checks = Checks::new(label, "push.");
+        let (bad, range) = checks.fns();
+        let p = self;
         range("spool_max_mb", p.spool_max_mb, 1, 1 << 22)?;
         range("fsync_interval_ms", p.fsync_interval_ms, 1, 60_000)?;
         range("queue_records", p.queue_records as u64, 1, 1 << 24)?;
@@ -554,23 +841,14 @@ impl Config {
         }
         Ok(())
     }
+}
 
-    /// Worker threads to start: the configured number, or one per core.
-    pub fn worker_count(&self) -> usize {
-        match self.sensor.workers {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        }
-    }
-
-    fn validate_hep(&self, label: &str) -> Result<(), ConfigError> {
-        let checks = Checks {
-            path: label,
-            section: "capture.hep.",
-        };
-        let bad = |key: &str, problem: String| checks.bad(key, problem);
-        let range = |key: &str, v: u64, lo: u64, hi: u64| checks.range(key, v, lo, hi);
-        let h = &self.capture.hep;
+/// `[capture.hep]`: part of `[capture]`.
+impl Validate for HepConfig {
+    fn validate(&self, label: &str) -> Result<(), ConfigError> {
+        let checks = Checks::new(label, "capture.hep.");
+        let (bad, range) = checks.fns();
+        let h = self;
         for (key, addr) in [("listen_udp", &h.listen_udp), ("listen_tcp", &h.listen_tcp)] {
             if !addr.is_empty() && addr.parse::<std::net::SocketAddr>().is_err() {
                 return Err(bad(key, format!("not an ip:port address: {addr:?}")));
@@ -598,13 +876,24 @@ impl Config {
         }
         Ok(())
     }
+}
 
-    fn validate_hep_export(&self, label: &str) -> Result<(), ConfigError> {
-        let checks = Checks {
-            path: label,
-            section: "export.hep.",
-        };
-        let e = &self.export.hep;
+/// `[export]`: the HEP exporter, started at start.
+impl Section for ExportConfig {
+    const KEY: &'static str = "export";
+    const ON_SIGHUP: OnSighup = OnSighup::Restart;
+}
+
+impl Validate for ExportConfig {
+    fn validate(&self, label: &str) -> Result<(), ConfigError> {
+        self.hep.validate(label)
+    }
+}
+
+impl Validate for HepExportConfig {
+    fn validate(&self, label: &str) -> Result<(), ConfigError> {
+        let checks = Checks::new(label, "export.hep.");
+        let e = self;
         if e.address.parse::<std::net::SocketAddr>().is_err() {
             return Err(checks.bad(
                 "address",
@@ -619,42 +908,6 @@ impl Config {
         checks.range("retain_s", e.retain_s, 1, 86_400)?;
         Ok(())
     }
-
-    /// The BPF expression for live capture on an interface of `linktype` (libpcap DLT).
-    /// "auto" keeps the SIP ports on UDP and TCP, every IP fragment (a non-first fragment has
-    /// no port to match) and IP-in-IP/GRE tunnels; on Ethernet also behind a VLAN tag. Other
-    /// link types get no `vlan` clause: libpcap rejects it on Linux cooked captures (the
-    /// "any" interface) and raw IP, where the kernel has already removed the tag.
-    pub fn bpf_filter(&self, linktype: i32) -> String {
-        let c = &self.capture;
-        if c.bpf_filter != "auto" {
-            return c.bpf_filter.clone();
-        }
-        let ports = c
-            .sip_ports
-            .iter()
-            .map(|p| format!("port {p}"))
-            .chain(c.hep.pcap_ports.iter().map(|p| format!("udp dst port {p}")))
-            .collect::<Vec<_>>()
-            .join(" or ");
-        let base = format!(
-            "{ports} or (ip[6:2] & 0x3fff != 0) or (ip6 and ip6[6] == 44) \
-             or ip proto 4 or ip proto 41 or ip proto 47"
-        );
-        if linktype == crate::capture::decode::linktype::ETHERNET {
-            format!("({base}) or (vlan and ({base}))")
-        } else {
-            base
-        }
-    }
-}
-
-/// Loads the file, or the defaults when no file is given.
-pub fn load_or_default(path: Option<&Path>) -> Result<Config, ConfigError> {
-    match path {
-        Some(p) => load(p),
-        None => Ok(Config::default()),
-    }
 }
 
 #[cfg(test)]
@@ -662,6 +915,55 @@ mod tests {
     use super::*;
 
     const SHIPPED: &str = include_str!("../../config/sensor.toml");
+
+    #[test]
+    fn each_section_says_whether_a_reload_applies_it_live_or_needs_a_restart() {
+        let old = Config::default();
+        let mut new = old.clone();
+        assert!(old.reload_changes(&new).is_empty());
+        new.shaken.trust_anchors = vec!["/etc/anchors.pem".into()];
+        new.detect.rules.burst_min_z += 1.0;
+        new.push.queue_records += 1;
+        new.peers.push(PeerConfig {
+            name: "p".into(),
+            ocn: "1".into(),
+            cidrs: vec!["10.0.0.0/8".into()],
+        });
+        assert_eq!(
+            old.reload_changes(&new),
+            vec![
+                ("shaken.trust_anchors", OnSighup::Live),
+                ("push", OnSighup::Restart),
+                ("detect.rules", OnSighup::Live),
+                ("peers", OnSighup::Live),
+            ]
+        );
+        new.shaken.max_pending += 1;
+        new.detect.max_keys += 1;
+        let restart: Vec<_> = old
+            .reload_changes(&new)
+            .into_iter()
+            .filter(|(_, on)| *on == OnSighup::Restart)
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(restart, vec!["shaken", "push", "detect"]);
+    }
+
+    #[test]
+    fn a_section_checks_its_own_keys_and_names_them_in_full() {
+        let mut push = PushConfig::default();
+        assert!(push.validate("f.toml").is_ok());
+        push.queue_records = 0;
+        let e = push.validate("f.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("f.toml") && e.contains("push.queue_records"),
+            "{e}"
+        );
+        let mut capture = CaptureConfig::default();
+        capture.hep.max_frame_bytes = 1;
+        let e = capture.validate("f.toml").unwrap_err().to_string();
+        assert!(e.contains("capture.hep.max_frame_bytes"), "{e}");
+    }
 
     #[test]
     fn shipped_file_equals_the_defaults() {

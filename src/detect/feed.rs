@@ -8,6 +8,7 @@
 use super::engine::shard_of;
 use super::features::{CallEnd, CallKeys, CallStart};
 use super::kinds::KEY_KINDS;
+use crate::backpressure::Backpressure;
 use crate::clock::Timestamp;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use prometheus::IntCounter;
@@ -40,7 +41,7 @@ pub struct DetectFeed {
     /// same thread (a free into another thread's malloc arena contends with its allocations).
     recycled: Receiver<Vec<DetectMsg>>,
     pending: Vec<Vec<DetectMsg>>,
-    wait: bool,
+    backpressure: Backpressure,
     dropped: IntCounter,
     last_tick: Timestamp,
     /// The latest time this feed promised (sent as `upto`).
@@ -55,19 +56,18 @@ impl DetectFeed {
             txs: self.txs.clone(),
             recycled: self.recycled.clone(),
             pending: self.txs.iter().map(|_| Vec::new()).collect(),
-            wait: self.wait,
+            backpressure: self.backpressure,
             dropped: self.dropped.clone(),
             last_tick: Timestamp::ZERO,
             upto: Timestamp::ZERO,
         }
     }
 
-    /// `wait`: replay semantics (block on a full queue) instead of live (drop and count).
     /// `recycled`: where shards return emptied batches (`crossbeam_channel::never()` if none).
     pub fn new(
         txs: Vec<Sender<FeedBatch>>,
         recycled: Receiver<Vec<DetectMsg>>,
-        wait: bool,
+        backpressure: Backpressure,
         dropped: IntCounter,
     ) -> Self {
         DetectFeed {
@@ -75,7 +75,7 @@ impl DetectFeed {
             pending: txs.iter().map(|_| Vec::new()).collect(),
             txs,
             recycled,
-            wait,
+            backpressure,
             dropped,
             last_tick: Timestamp::ZERO,
             upto: Timestamp::ZERO,
@@ -148,10 +148,8 @@ impl DetectFeed {
                 upto: self.upto,
                 msgs: std::mem::replace(p, fresh),
             };
-            if self.wait {
-                let _ = tx.send(batch);
-            } else if let Err(TrySendError::Full(b) | TrySendError::Disconnected(b)) =
-                tx.try_send(batch)
+            if let Err(TrySendError::Full(b) | TrySendError::Disconnected(b)) =
+                self.backpressure.send(tx, batch)
             {
                 let calls = b
                     .msgs
@@ -180,11 +178,7 @@ impl Drop for DetectFeed {
                 upto: self.upto,
                 msgs: std::mem::take(p),
             };
-            if self.wait {
-                let _ = tx.send(batch);
-            } else {
-                let _ = tx.try_send(batch);
-            }
+            let _ = self.backpressure.send(tx, batch);
         }
     }
 }

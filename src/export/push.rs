@@ -17,9 +17,10 @@
 //! own small tokio runtime. [`PushService::finish`] drains for at most `drain_timeout_s`.
 
 use super::spool::{now_ms, Batch, FsyncPolicy, Kind, Position, Spool, SpoolConfig, SpoolError};
+use crate::backpressure::Backpressure;
 use crate::config::{PushConfig, PushFsync};
 use crate::metrics::Metrics;
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 use reqwest::StatusCode;
 use std::io::Write;
@@ -151,19 +152,11 @@ pub struct PushQueue {
 }
 
 impl PushQueue {
-    /// Offers one serialized record (a JSON object, no trailing newline). `wait`: block while
-    /// the queue is full (replay); otherwise a full queue drops it, counted in
-    /// `records_dropped_total{where="push_queue"}` (live capture must not stall). Returns
-    /// whether it was queued.
-    pub fn offer(&self, kind: Kind, json: Vec<u8>, wait: bool) -> bool {
-        let sent = if wait {
-            self.tx.send((kind, json)).is_ok()
-        } else {
-            match self.tx.try_send((kind, json)) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
-            }
-        };
+    /// Offers one serialized record (a JSON object, no trailing newline) under the run's
+    /// `backpressure` (replay blocks while the queue is full); a record not queued is counted
+    /// in `records_dropped_total{where="push_queue"}`. Returns whether it was queued.
+    pub fn offer(&self, kind: Kind, json: Vec<u8>, backpressure: Backpressure) -> bool {
+        let sent = backpressure.send(&self.tx, (kind, json)).is_ok();
         if !sent {
             self.metrics
                 .records_dropped

@@ -10,9 +10,9 @@ use crate::capture::source::{DropCounters, FrameKind, FrameSource, Next, SourceE
 use crate::clock::{Clock, ManualClock, Timestamp};
 use crate::metrics::latency::{LocalLatency, Stage, SAMPLE_EVERY};
 use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,7 @@ pub struct CaptureThread {
     pub decoder: Decoder,
     pub dispatcher: Dispatcher,
     pub metrics: Arc<Metrics>,
-    pub stop: Arc<AtomicBool>,
+    pub stop: Shutdown,
     pub clock: Arc<dyn Clock>,
     /// Label of `packets_total{source}`: "file" or the interface name.
     pub label: String,
@@ -89,7 +89,7 @@ impl CaptureThread {
             let live = source.is_live();
             let mut frames: u64 = 0;
             loop {
-                if stop.load(Ordering::Relaxed) || dispatcher.workers_gone {
+                if stop.is_set() || dispatcher.workers_gone {
                     break;
                 }
                 let now_ts;

@@ -5,6 +5,8 @@
 //! shard compares the configuration generation once per batch).
 
 use super::reload::LiveConfig;
+use super::stage::{Shared, Stage};
+use crate::backpressure::Backpressure;
 use crate::config::DetectConfig;
 use crate::detect::engine::Engine;
 use crate::detect::events::DetectionIds;
@@ -24,10 +26,10 @@ pub struct Shards {
     pub handles: Vec<thread::JoinHandle<()>>,
 }
 
-/// The running detection stage: the workers' feed (clone one per worker, then drop it), the
-/// shard threads and the sink thread.
+/// The running detection stage: the workers' feed (taken once, cloned per worker, then
+/// dropped), the shard threads and the sink thread.
 pub struct Detection {
-    pub feed: DetectFeed,
+    feed: Option<DetectFeed>,
     shards: Shards,
     sink: thread::JoinHandle<Result<(), JsonlError>>,
 }
@@ -43,17 +45,16 @@ pub struct DetectionSinks<'a> {
 }
 
 impl Detection {
-    /// Starts the shards and the sink thread that hands every event to `sinks`.
+    /// Starts the shards and the sink thread that hands every event to `sinks`; `workers`:
+    /// how many feeds the shards merge.
     pub fn start(
         cfg: &DetectConfig,
+        shared: &Shared,
         sinks: DetectionSinks<'_>,
-        sensor: Arc<str>,
-        metrics: Arc<Metrics>,
-        wait: bool,
-        live: Arc<LiveConfig>,
         workers: usize,
     ) -> Result<Detection, super::PipelineError> {
         let DetectionSinks { path, push, hep } = sinks;
+        let backpressure = shared.backpressure;
         let mut writer = JsonlWriter::open(path)?;
         let (tx, rx) = bounded::<DetectionEvent>(4096);
         let sink = thread::Builder::new()
@@ -68,7 +69,7 @@ impl Detection {
                     if let Some(q) = &push {
                         // Serializing plain structs into a Vec cannot fail.
                         let json = serde_json::to_vec(&ev).unwrap_or_default();
-                        q.offer(Kind::Detection, json, wait);
+                        q.offer(Kind::Detection, json, backpressure);
                     }
                     if let Some(w) = writer.as_mut() {
                         w.write_value(&ev)?;
@@ -84,14 +85,38 @@ impl Detection {
                 Ok(())
             })
             .map_err(super::PipelineError::Spawn)?;
-        let (feed, shards) = spawn(cfg, sensor, metrics, tx, wait, Some(live), workers)
-            .map_err(super::PipelineError::Spawn)?;
-        Ok(Detection { feed, shards, sink })
+        let (feed, shards) = spawn(
+            cfg,
+            shared.sensor_id.clone(),
+            shared.metrics.clone(),
+            tx,
+            backpressure,
+            Some(shared.live.clone()),
+            workers,
+        )
+        .map_err(super::PipelineError::Spawn)?;
+        Ok(Detection {
+            feed: Some(feed),
+            shards,
+            sink,
+        })
+    }
+
+    /// The template of the workers' feeds (`for_source(i)`); the shards end when it and
+    /// every feed made from it are gone.
+    pub fn take_feed(&mut self) -> Option<DetectFeed> {
+        self.feed.take()
+    }
+}
+
+impl Stage for Detection {
+    fn name(&self) -> &'static str {
+        "detection"
     }
 
     /// After every worker has stopped (and dropped its feed): waits for the shards to close
     /// their detections and for the sink to write them.
-    pub fn finish(self) -> Result<(), super::PipelineError> {
+    fn finish(self: Box<Self>) -> Result<(), super::PipelineError> {
         drop(self.feed);
         let mut panicked = false;
         for h in self.shards.handles {
@@ -121,7 +146,7 @@ pub fn spawn(
     sensor: Arc<str>,
     metrics: Arc<Metrics>,
     events: Sender<DetectionEvent>,
-    wait: bool,
+    backpressure: Backpressure,
     live: Option<Arc<LiveConfig>>,
     workers: usize,
 ) -> std::io::Result<(DetectFeed, Shards)> {
@@ -140,13 +165,22 @@ pub fn spawn(
             thread::Builder::new()
                 .name(format!("detect-{shard}"))
                 .spawn(move || {
-                    run_shard(engine, reorder, rx, recycle, events, metrics, wait, live)
+                    run_shard(
+                        engine,
+                        reorder,
+                        rx,
+                        recycle,
+                        events,
+                        metrics,
+                        backpressure,
+                        live,
+                    )
                 })?,
         );
     }
     let dropped = metrics.detect_dropped.with_label_values(&["feature_queue"]);
     Ok((
-        DetectFeed::new(txs, recycle_rx, wait, dropped),
+        DetectFeed::new(txs, recycle_rx, backpressure, dropped),
         Shards { handles },
     ))
 }
@@ -184,7 +218,7 @@ fn run_shard(
     recycle: Sender<Vec<DetectMsg>>,
     events: Sender<DetectionEvent>,
     metrics: Arc<Metrics>,
-    wait: bool,
+    backpressure: Backpressure,
     live: Option<Arc<LiveConfig>>,
 ) {
     let mut published = [0u64; KIND_COUNT];
@@ -196,9 +230,7 @@ fn run_shard(
                 .detections
                 .with_label_values(&[&ev.rule, ev.state.as_str()])
                 .inc();
-            if wait {
-                let _ = events.send(ev);
-            } else if events.try_send(ev).is_err() {
+            if backpressure.send(&events, ev).is_err() {
                 metrics
                     .detect_dropped
                     .with_label_values(&["event_queue"])

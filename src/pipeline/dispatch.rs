@@ -3,18 +3,11 @@
 //! worker queue is full; replay waits.
 
 use super::messages::{Batch, BatchItem, WorkerMsg};
+pub use crate::backpressure::Backpressure;
 use crate::capture::packet::SipPayload;
 use crate::clock::Timestamp;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::time::Instant;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backpressure {
-    /// Replay: block until the worker has room; nothing is lost.
-    Wait,
-    /// Live: never stall capture; drop the batch and count its messages.
-    Drop,
-}
 
 /// Shard choice must agree across capture threads (one call can be seen on two interfaces),
 /// so the hash seeds are fixed rather than random per dispatcher.
@@ -108,17 +101,13 @@ impl Dispatcher {
         let next = self.fresh_batch();
         let batch = std::mem::replace(&mut self.pending[shard], next);
         let n = batch.items.len() as u64;
-        match self.mode {
-            Backpressure::Wait => {
-                if self.workers[shard].send(WorkerMsg::Batch(batch)).is_err() {
-                    self.workers_gone = true;
-                }
-            }
-            Backpressure::Drop => match self.workers[shard].try_send(WorkerMsg::Batch(batch)) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => self.dropped_messages += n,
-                Err(TrySendError::Disconnected(_)) => self.workers_gone = true,
-            },
+        match self
+            .mode
+            .send(&self.workers[shard], WorkerMsg::Batch(batch))
+        {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.dropped_messages += n,
+            Err(TrySendError::Disconnected(_)) => self.workers_gone = true,
         }
     }
 
@@ -136,14 +125,11 @@ impl Dispatcher {
     pub fn tick(&mut self, now: Timestamp) {
         self.flush();
         for w in &self.workers {
-            let sent = match self.mode {
-                Backpressure::Wait => w.send(WorkerMsg::Tick(now)).map_err(|_| ()),
-                Backpressure::Drop => match w.try_send(WorkerMsg::Tick(now)) {
-                    Err(TrySendError::Disconnected(_)) => Err(()),
-                    _ => Ok(()),
-                },
-            };
-            self.workers_gone |= sent.is_err();
+            let gone = matches!(
+                self.mode.send(w, WorkerMsg::Tick(now)),
+                Err(TrySendError::Disconnected(_))
+            );
+            self.workers_gone |= gone;
         }
     }
 }

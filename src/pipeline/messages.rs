@@ -82,3 +82,13 @@ impl crate::traceback::store::Storable for SinkRecord {
         self.json.as_deref()
     }
 }
+
+/// The records sink shares one record between its sinks; the store's queue holds it shared.
+impl crate::traceback::store::Storable for std::sync::Arc<SinkRecord> {
+    fn record(&self) -> &crate::record::CallRecord {
+        &self.record
+    }
+    fn json(&self) -> Option<&[u8]> {
+        self.json.as_deref()
+    }
+}

@@ -6,8 +6,8 @@
 //! It reads the metrics (no stage is touched) and never logs when nothing went wrong.
 
 use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -87,26 +87,42 @@ impl ProblemLog {
     }
 }
 
-/// Runs the summaries every `interval` until `done` is set, then writes the last one.
-pub fn spawn(
-    metrics: Arc<Metrics>,
-    interval: Duration,
-    done: Arc<AtomicBool>,
-) -> std::io::Result<thread::JoinHandle<()>> {
-    thread::Builder::new()
-        .name("log-summary".into())
-        .spawn(move || {
+/// The `log-summary` stage: one summary every `log.summary_interval_s`, and a last one when
+/// it finishes (after the stages that count problems have ended).
+pub struct Summaries {
+    done: Shutdown,
+    thread: thread::JoinHandle<()>,
+}
+
+impl Summaries {
+    pub fn start(
+        cfg: &crate::config::Config,
+        shared: &super::stage::Shared,
+    ) -> Result<Self, super::PipelineError> {
+        let metrics = shared.metrics.clone();
+        let interval = Duration::from_secs(cfg.log.summary_interval_s.max(1));
+        // Its own token: a signal stops capture, this thread writes until the end.
+        let done = Shutdown::new();
+        let stop = done.clone();
+        let thread = super::stage::spawn("log-summary".into(), move || {
             let mut log = ProblemLog::new(metrics);
-            let mut next = Instant::now() + interval;
-            while !done.load(Ordering::Relaxed) {
-                thread::sleep(Duration::from_millis(100));
-                if Instant::now() >= next {
-                    log.log();
-                    next = Instant::now() + interval;
-                }
+            while !stop.wait_timeout(interval) {
+                log.log();
             }
             log.log();
-        })
+        })?;
+        Ok(Summaries { done, thread })
+    }
+}
+
+impl super::stage::Stage for Summaries {
+    fn name(&self) -> &'static str {
+        "log summary"
+    }
+    fn finish(self: Box<Self>) -> Result<(), super::PipelineError> {
+        self.done.trigger();
+        super::stage::join(self.thread, "log summary")
+    }
 }
 
 #[cfg(test)]

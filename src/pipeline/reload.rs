@@ -9,10 +9,12 @@
 //!   snapshot when it moved.
 //!
 //! A reload reads and validates the file first; on any error the old configuration stays in
-//! force, the error is logged and `config_reloads_total{result="failure"}` counts it. Keys that
-//! only take effect at start (interfaces, workers, queue sizes, ...) are reported as needing a
-//! restart and otherwise ignored. This module never blocks a pipeline thread.
+//! force, the error is logged and `config_reloads_total{result="failure"}` counts it. Each section
+//! declares whether a change to it applies live or needs a restart (`config::load::Section`);
+//! the log line of a reload names both (`applied_live`, `restart_needed`), and what needs a
+//! restart is otherwise ignored. This module never blocks a pipeline thread.
 
+use crate::config::load::OnSighup;
 use crate::config::{self, Config};
 use crate::metrics::Metrics;
 use crate::peers::{self, PeerTable, SharedPeers};
@@ -66,10 +68,17 @@ impl LiveConfig {
         *self.shaken.lock().unwrap_or_else(|e| e.into_inner()) = Some(svc);
     }
 
-    /// Applies a validated configuration; returns the changed keys that need a restart.
-    pub fn apply(&self, new: Config) -> Result<Vec<&'static str>, ReloadError> {
+    /// Applies a validated configuration; returns what changed, as each section declares
+    /// ([`Section`](crate::config::load::Section)): applied live, or kept until a restart.
+    pub fn apply(&self, new: Config) -> Result<Changes, ReloadError> {
         let old = self.config.load_full();
-        let restart = restart_needed(&old, &new);
+        let mut changes = Changes::default();
+        for (key, on) in old.reload_changes(&new) {
+            match on {
+                OnSighup::Live => changes.live.push(key),
+                OnSighup::Restart => changes.restart.push(key),
+            }
+        }
         let credentials_changed = old.shaken.trust_anchors != new.shaken.trust_anchors
             || old.shaken.certs != new.shaken.certs;
         if credentials_changed {
@@ -88,7 +97,7 @@ impl LiveConfig {
         }
         self.config.store(Arc::new(new));
         self.generation.fetch_add(1, Ordering::AcqRel);
-        Ok(restart)
+        Ok(changes)
     }
 
     /// Reads, validates and applies `path`, logging and counting the result. True on success.
@@ -97,15 +106,21 @@ impl LiveConfig {
             .map_err(ReloadError::from)
             .and_then(|c| self.apply(c));
         match result {
-            Ok(restart) => {
+            Ok(changes) => {
                 metrics.config_reloads.with_label_values(&["success"]).inc();
-                if restart.is_empty() {
-                    tracing::info!(config = %path.display(), generation = self.generation(), "configuration reloaded");
+                if changes.restart.is_empty() {
+                    tracing::info!(
+                        config = %path.display(),
+                        generation = self.generation(),
+                        applied_live = %changes.live.join(","),
+                        "configuration reloaded"
+                    );
                 } else {
                     tracing::warn!(
                         config = %path.display(),
                         generation = self.generation(),
-                        restart_needed = %restart.join(","),
+                        applied_live = %changes.live.join(","),
+                        restart_needed = %changes.restart.join(","),
                         "configuration reloaded; these sections change only at restart"
                     );
                 }
@@ -120,42 +135,13 @@ impl LiveConfig {
     }
 }
 
-/// Sections that changed and only take effect at start.
-fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
-    let mut v = Vec::new();
-    let mut check = |name: &'static str, changed: bool| {
-        if changed {
-            v.push(name);
-        }
-    };
-    check("sensor", old.sensor != new.sensor);
-    check("log", old.log != new.log);
-    check("capture", old.capture != new.capture);
-    check("sip", old.sip != new.sip);
-    check("dialog", old.dialog != new.dialog);
-    check("output", old.output != new.output);
-    check("traceback", old.traceback != new.traceback);
-    check("http", old.http != new.http);
-    check("export", old.export != new.export);
-    // The rule thresholds apply live (detector shards re-read them); the engine's sizes and
-    // timings only at start.
-    let without_rules = |c: &Config| {
-        let mut d = c.detect.clone();
-        d.rules = Default::default();
-        d
-    };
-    check("detect", without_rules(old) != without_rules(new));
-    let without_credentials = |c: &Config| {
-        let mut s = c.shaken.clone();
-        s.trust_anchors.clear();
-        s.certs.clear();
-        s
-    };
-    check(
-        "shaken",
-        without_credentials(old) != without_credentials(new),
-    );
-    v
+/// What a reload changed, by key.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Applied to the running sensor.
+    pub live: Vec<&'static str>,
+    /// Kept at their old values until a restart.
+    pub restart: Vec<&'static str>,
 }
 
 #[cfg(test)]
@@ -184,7 +170,9 @@ mod tests {
         let mut new = cfg.clone();
         new.peers = vec![peer("new", "127.0.0.0/8")];
         new.capture.queue_batches = 7;
-        assert_eq!(live.apply(new).unwrap(), vec!["capture"]);
+        let changes = live.apply(new).unwrap();
+        assert_eq!(changes.restart, vec!["capture"]);
+        assert_eq!(changes.live, vec!["peers"]);
         // The handle the workers hold sees the new table.
         assert_eq!(&*peers.load().lookup(ip).name, "new");
         assert_eq!(live.generation(), 1);
@@ -192,11 +180,13 @@ mod tests {
         // Rule thresholds apply live; the detector's sizes need a restart.
         let mut rules = live.snapshot().as_ref().clone();
         rules.detect.rules.burst_min_z = 9.0;
-        assert!(live.apply(rules.clone()).unwrap().is_empty());
+        let changes = live.apply(rules.clone()).unwrap();
+        assert_eq!(changes.live, vec!["detect.rules"]);
+        assert!(changes.restart.is_empty());
         assert_eq!(live.generation(), 2);
         assert_eq!(live.snapshot().detect.rules.burst_min_z, 9.0);
         rules.detect.max_keys = 99;
-        assert_eq!(live.apply(rules).unwrap(), vec!["detect"]);
+        assert_eq!(live.apply(rules).unwrap().restart, vec!["detect"]);
     }
 
     #[test]

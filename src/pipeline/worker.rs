@@ -4,6 +4,7 @@
 
 use super::messages::{Batch, SinkRecord, WorkerMsg};
 use super::verification::Verification;
+use crate::backpressure::Backpressure;
 use crate::clock::Timestamp;
 use crate::detect::features::{CallEnd, CallStart};
 use crate::detect::feed::DetectFeed;
@@ -72,7 +73,7 @@ fn kind_index(msg: &SipMessage<'_>) -> usize {
 #[derive(Clone)]
 pub struct RecordSender {
     pub tx: Sender<SinkRecord>,
-    pub wait: bool,
+    pub backpressure: Backpressure,
     /// Some output wants the record as JSON: serialize it here, on this worker's core.
     pub serialize: bool,
 }
@@ -175,9 +176,7 @@ impl Worker {
                 .serialize
                 .then(|| serde_json::to_vec(&record).unwrap_or_default());
             let r = SinkRecord { record, json };
-            if records.wait {
-                let _ = records.tx.send(r);
-            } else if let Err(TrySendError::Full(_)) = records.tx.try_send(r) {
+            if let Err(TrySendError::Full(_)) = records.backpressure.send(&records.tx, r) {
                 dropped.set(dropped.get() + 1);
             }
         };

@@ -33,7 +33,11 @@ fn start(wait: bool, record_queue: usize) -> Running {
             recycle,
             records: RecordSender {
                 tx: rec_tx,
-                wait,
+                backpressure: if wait {
+                    Backpressure::Wait
+                } else {
+                    Backpressure::Drop
+                },
                 serialize: true,
             },
             table: table(100),
