@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::dialog::testkit::{
-    expire, feed, invite, request, response, table, Emitted, CALLEE, CALLER,
+    ended, expire, feed, invite, request, response, table, Emitted, CALLEE, CALLER,
 };
 use crate::record::EndedBy;
 
@@ -319,7 +319,7 @@ fn trailing_ack_and_200_after_close_are_recognised() {
     assert_eq!(t.recently_closed_len(), 2);
 
     // Past the linger time (Timer D, 32 s) the Call-ID is forgotten: unmatched.
-    t.expire(Timestamp::from_secs(250), &mut |_, _| {});
+    t.expire(Timestamp::from_secs(250), &mut |_| {});
     assert_eq!(t.recently_closed_len(), 0);
     feed(&mut t, &response(200, "c2", "2 BYE"), 250, CALLEE, &mut out);
     assert_eq!(t.stats.unmatched, 1);
@@ -459,9 +459,7 @@ fn drain_closes_every_open_call_as_shutdown_oldest_first() {
         CALLEE,
         &mut out,
     );
-    t.drain(Timestamp::from_secs(150), &mut |id, r| {
-        out.push((id.to_vec(), r))
-    });
+    t.drain(Timestamp::from_secs(150), &mut ended(&mut out));
     let ids: Vec<&[u8]> = out.iter().map(|(id, _)| id.as_slice()).collect();
     assert_eq!(ids, [b"x".as_slice(), b"y", b"z"]);
     assert!(out
@@ -498,8 +496,9 @@ fn verdict_lands_only_on_an_open_call() {
         attest: Some("A".into()),
         ..ShakenResult::default()
     };
-    assert!(t.set_shaken(b"c1", verdict.clone()));
-    assert!(!t.set_shaken(b"gone", verdict));
+    assert!(t.apply(b"c1", verdict.clone(), &mut ended(&mut out)));
+    assert!(!t.apply(b"gone", verdict, &mut ended(&mut out)));
+    assert!(out.is_empty());
     feed(
         &mut t,
         &response(486, "c1", "1 INVITE"),

@@ -8,7 +8,7 @@ use crate::clock::Timestamp;
 use crate::detect::features::{CallEnd, CallStart};
 use crate::detect::feed::DetectFeed;
 use crate::dialog::call::Seen;
-use crate::dialog::table::{DialogStats, DialogTable};
+use crate::dialog::table::{CallEvent, DialogStats, DialogTable};
 use crate::metrics::latency::{LocalLatency, Stage};
 use crate::metrics::Metrics;
 use crate::record::CallRecord;
@@ -123,10 +123,11 @@ impl Worker {
     }
 }
 
-/// Records a round produced, in order, and how many of them the detectors have seen.
+/// Records a round produced, in order (each with whether the detectors got its call's
+/// start), and how many of them the detectors have seen.
 #[derive(Default)]
 struct Outbox {
-    records: Vec<CallRecord>,
+    records: Vec<(CallRecord, bool)>,
     /// `records[fed..]` are not yet handed to the detectors.
     fed: usize,
     /// Arrival of the sampled message being handled: a call it ends carries it to the sink.
@@ -134,12 +135,23 @@ struct Outbox {
 }
 
 impl Outbox {
-    /// A call ended: its record goes out, or waits while its verdict is pending.
-    fn emit(&mut self, v: &mut Option<Verification>, key: &[u8], mut r: CallRecord) {
-        r.trace = self.trace;
-        match v.as_mut() {
-            Some(v) => self.records.extend(v.hold(key, r)),
-            None => self.records.push(r),
+    /// What the dialog table tells: a start goes to the detectors at once (before the ends
+    /// of this message, as the call started first); a record waits for the end of the
+    /// message (its end for the detectors) and of the round (the sink).
+    fn event(&mut self, detect: &mut Option<DetectFeed>, ev: CallEvent) {
+        match ev {
+            CallEvent::Started(s) => {
+                if let Some(d) = detect.as_mut() {
+                    d.start(s);
+                }
+            }
+            CallEvent::Ended {
+                mut record,
+                announced,
+            } => {
+                record.trace = self.trace;
+                self.records.push((record, announced));
+            }
         }
     }
 }
@@ -198,7 +210,9 @@ struct WorkerState {
 }
 
 impl WorkerState {
-    fn new(w: Worker, verification: Option<Verification>) -> Self {
+    fn new(mut w: Worker, verification: Option<Verification>) -> Self {
+        w.table
+            .set_events(verification.is_some(), w.detect.is_some());
         WorkerState {
             meters: Meters::new(&w.metrics, w.id),
             id: w.id,
@@ -258,18 +272,22 @@ impl WorkerState {
             transport: item.transport,
             agent: item.agent,
         };
-        let (out, v) = (&mut self.out, &mut self.verification);
-        let created = self.table.handle(&msg, seen, &mut |k, r| out.emit(v, k, r));
+        let (out, detect) = (&mut self.out, &mut self.detect);
+        let created = self
+            .table
+            .handle(&msg, seen, &mut |ev| out.event(detect, ev));
         if let (true, Some(v)) = (created, self.verification.as_mut()) {
-            v.start(&msg, item.ts.as_secs(), &mut self.table, arrival);
-        }
-        self.out.trace = None;
-        if let (true, Some(d)) = (created, self.detect.as_mut()) {
-            let need_verdict = self.verification.is_some();
-            if let Some(s) = self.table.detect_start(msg.call_id, need_verdict) {
-                d.start(s);
+            let numbers = self.table.numbers(msg.call_id).unwrap_or_default();
+            let verdict = v.start(&msg, &numbers, item.ts.as_secs(), arrival);
+            // An earlier call of this Call-ID settled by `start` first, then this one.
+            self.apply_verdicts();
+            if let Some(r) = verdict {
+                let (out, detect) = (&mut self.out, &mut self.detect);
+                self.table
+                    .apply(msg.call_id, r, &mut |ev| out.event(detect, ev));
             }
         }
+        self.out.trace = None;
         // Ends in message order with the starts (a batch spans seconds).
         if self.out.records.len() > self.out.fed {
             self.feed_detect(None);
@@ -288,8 +306,9 @@ impl WorkerState {
     /// A certificate this worker waits for was fetched.
     fn on_cert(&mut self, url: &str) {
         if let Some(v) = self.verification.as_mut() {
-            v.cert_ready(url, &mut self.table, &mut self.out.records);
+            v.cert_ready(url);
         }
+        self.apply_verdicts();
         self.close_round();
     }
 
@@ -303,34 +322,49 @@ impl WorkerState {
     fn on_shutdown(mut self, t: Timestamp, certs: &Receiver<String>) {
         self.now = self.now.max(t);
         self.expire_verdicts();
-        if let Some(v) = self.verification.as_mut() {
-            while v.parked() > 0 {
-                match certs.recv_timeout(IDLE_WAKE) {
-                    Ok(url) => v.cert_ready(&url, &mut self.table, &mut self.out.records),
-                    Err(_) => v.expire(false, &mut self.table, &mut self.out.records),
-                }
+        while let Some(v) = self.verification.as_mut().filter(|v| v.parked() > 0) {
+            match certs.recv_timeout(IDLE_WAKE) {
+                Ok(url) => v.cert_ready(&url),
+                Err(_) => v.expire(false),
             }
+            self.apply_verdicts();
         }
-        let (out, v) = (&mut self.out, &mut self.verification);
-        self.table.drain(self.now, &mut |k, r| out.emit(v, k, r));
+        let (out, detect) = (&mut self.out, &mut self.detect);
+        self.table.drain(self.now, &mut |ev| out.event(detect, ev));
         if let Some(v) = self.verification.as_mut() {
-            v.expire(true, &mut self.table, &mut self.out.records);
+            v.expire(true);
         }
+        self.apply_verdicts();
+        // Every verdict is in; nothing should be left waiting, and nothing is lost if it is.
+        let (out, detect) = (&mut self.out, &mut self.detect);
+        self.table.release_held(&mut |ev| out.event(detect, ev));
         self.close_round();
         self.meters.dialogs.set(0);
     }
 
     /// Closes the calls whose deadline has passed at the stream time.
     fn expire_calls(&mut self) {
-        let (out, v) = (&mut self.out, &mut self.verification);
-        self.table.expire(self.now, &mut |k, r| out.emit(v, k, r));
+        let (out, detect) = (&mut self.out, &mut self.detect);
+        self.table.expire(self.now, &mut |ev| out.event(detect, ev));
         self.last_sweep = self.now;
     }
 
     /// Parked calls past their wall-clock deadline get their verdict.
     fn expire_verdicts(&mut self) {
         if let Some(v) = self.verification.as_mut() {
-            v.expire(false, &mut self.table, &mut self.out.records);
+            v.expire(false);
+        }
+        self.apply_verdicts();
+    }
+
+    /// Verdicts verification reached since the last look go onto their calls.
+    fn apply_verdicts(&mut self) {
+        let Some(v) = self.verification.as_mut() else {
+            return;
+        };
+        let (table, out, detect) = (&mut self.table, &mut self.out, &mut self.detect);
+        for (call_id, result) in v.verdicts() {
+            table.apply(&call_id, result, &mut |ev| out.event(detect, ev));
         }
     }
 
@@ -338,7 +372,7 @@ impl WorkerState {
         self.expire_verdicts();
         self.feed_detect(Some(self.now));
         self.out.fed = 0;
-        for r in self.out.records.drain(..) {
+        for (r, _) in self.out.records.drain(..) {
             if send(&self.records, r) {
                 self.meters.dropped += 1;
             }
@@ -346,30 +380,16 @@ impl WorkerState {
         self.publish();
     }
 
-    /// Hands the detectors what this round produced: starts of calls whose verdict landed
-    /// late, and the end of every finished call (with its start too when it was never
-    /// announced). `now`: flush to the shards as of this time (None: keep queueing, more
-    /// messages of the batch follow).
+    /// Hands the detectors the ends of the calls finished since the last call (with the start
+    /// of a call whose verdict came after it ended). `now`: flush to the shards as of this
+    /// time (None: keep queueing, more messages of the batch follow).
     fn feed_detect(&mut self, now: Option<Timestamp>) {
         let Some(feed) = self.detect.as_mut() else {
-            if let Some(v) = self.verification.as_mut() {
-                v.landed.clear();
-                v.late.clear();
-            }
             return;
         };
-        let mut late = Vec::new();
-        if let Some(v) = self.verification.as_mut() {
-            for id in v.landed.drain(..) {
-                if let Some(s) = self.table.detect_start(&id, true) {
-                    feed.start(s);
-                }
-            }
-            late = std::mem::take(&mut v.late);
-        }
         let out = &mut self.out;
-        for r in out.records.get(out.fed..).unwrap_or_default() {
-            if late.iter().any(|id| **id == *r.call_id.as_bytes()) {
+        for (r, announced) in out.records.get(out.fed..).unwrap_or_default() {
+            if !announced {
                 feed.start(CallStart::from_record(r));
             }
             feed.end(CallEnd::from_record(r));
