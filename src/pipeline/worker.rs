@@ -1,6 +1,10 @@
 //! Worker threads: parse each SIP message of a batch (borrowed views into the batch buffer),
-//! advance its call in this worker's dialog table, and send finished CallRecords to the sink.
-//! Counters are kept locally and published once per batch.
+//! advance its call in this worker's dialog table, apply verification's verdicts to it, and send
+//! finished CallRecords to the sink and call features to the detectors. `Worker::run` only
+//! waits and dispatches; `WorkerState` has one handler per event, each ending the same round
+//! (docs/architecture.md, "Worker and verification"). Counters are kept locally and published
+//! once per round. A worker never waits for a certificate, and never changes the order or the
+//! times of what it hands the detectors' feed (their determinism depends on it).
 
 use super::messages::{Batch, BatchItem, SinkRecord, WorkerMsg};
 use super::verification::Verification;
