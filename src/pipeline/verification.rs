@@ -311,4 +311,4 @@ impl Verification {
 
 #[cfg(test)]
 #[path = "verification_tests.rs"]
-mod tests;
+pub(super) mod tests;

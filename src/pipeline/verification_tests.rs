@@ -21,11 +21,11 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 
 /// The verification time (seconds) the INVITEs are judged at.
-const NOW: i64 = 1_795_000_000;
+pub(crate) const NOW: i64 = 1_795_000_000;
 
 /// What the test x5u server does with each request.
 #[derive(Clone)]
-enum Serve {
+pub(crate) enum Serve {
     /// Answers 200 with a body that is not a certificate.
     NotACert,
     /// Answers 200 with this body (a PEM certificate).
@@ -35,7 +35,7 @@ enum Serve {
 }
 
 /// A real HTTP server on 127.0.0.1 for `conns` connections; returns the x5u URL.
-fn x5u_server(serve: Serve, conns: usize) -> String {
+pub(crate) fn x5u_server(serve: Serve, conns: usize) -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/sp.pem", l.local_addr().unwrap());
     serve_on(l, serve, conns);
@@ -70,7 +70,7 @@ fn serve_on(l: TcpListener, serve: Serve, conns: usize) {
     });
 }
 
-fn service(timeout_ms: u64) -> Arc<ShakenService> {
+pub(crate) fn service(timeout_ms: u64) -> Arc<ShakenService> {
     service_with(timeout_ms, ShakenConfig::default())
 }
 
@@ -110,7 +110,7 @@ fn rig_with(svc: Arc<ShakenService>, cap: usize, notify_cap: usize) -> Rig {
 }
 
 /// An Identity header for +12025550143 → +13035550177, signed with a fresh P-256 key.
-fn identity(x5u: &str, origid: &str) -> String {
+pub(crate) fn identity(x5u: &str, origid: &str) -> String {
     let rng = SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
     let key =
@@ -128,7 +128,7 @@ fn identity(x5u: &str, origid: &str) -> String {
     )
 }
 
-const ORIGID: &str = "e32f4189-cb86-460f-bb92-bd3acb89f29c";
+pub(crate) const ORIGID: &str = "e32f4189-cb86-460f-bb92-bd3acb89f29c";
 
 /// What the table told, as the worker sees it: starts by Call-ID, ended records with whether
 /// their start was told before.

@@ -175,8 +175,9 @@ fn live_worker_drops_and_counts_records_the_sink_cannot_take() {
     );
 }
 
-/// A worker's state driven directly (no thread), with a detector feed when `detect` is given.
-fn state(detect: Option<DetectFeed>) -> (WorkerState, Receiver<SinkRecord>) {
+/// A worker (id 1, replay semantics) to drive directly, with a detector feed when `detect` is
+/// given, and its sink.
+fn worker(detect: Option<DetectFeed>) -> (Worker, Receiver<SinkRecord>) {
     let (rec_tx, records) = bounded(64);
     let worker = Worker {
         id: 1,
@@ -193,7 +194,13 @@ fn state(detect: Option<DetectFeed>) -> (WorkerState, Receiver<SinkRecord>) {
         verification: None,
         detect,
     };
-    (WorkerState::new(worker, None), records)
+    (worker, records)
+}
+
+/// A worker's state driven directly (no thread), verification off.
+fn state(detect: Option<DetectFeed>) -> (WorkerState, Receiver<SinkRecord>) {
+    let (w, records) = worker(detect);
+    (WorkerState::new(w, None), records)
 }
 
 /// One shard's feed: the worker's feed (source 0) and what the shard receives.
@@ -280,5 +287,88 @@ fn detectors_get_each_start_before_its_end_in_message_order_then_a_flush() {
         uptos,
         [Timestamp::from_secs(110), crate::detect::reorder::DONE],
         "the feed's last word: nothing more comes from this worker"
+    );
+}
+
+/// A worker's state with verification on (certificates fetched over real HTTP from
+/// 127.0.0.1, fetch timeout `timeout_ms`), and the channel its fetch notices arrive on.
+fn verifying_state(
+    detect: Option<DetectFeed>,
+    timeout_ms: u64,
+) -> (WorkerState, Receiver<SinkRecord>, Receiver<String>) {
+    use super::super::verification::tests::service;
+    use super::super::verification::CacheCounters;
+    let (w, records) = worker(detect);
+    let (notify, certs) = bounded(16);
+    let v = Verification::new(
+        service(timeout_ms),
+        w.metrics.clone(),
+        notify,
+        10,
+        Arc::new(std::sync::Mutex::new(CacheCounters::default())),
+    );
+    (WorkerState::new(w, Some(v)), records, certs)
+}
+
+/// An INVITE signed for certificate `x5u` (judged at the verification tests' NOW).
+fn signed_invite(id: &str, x5u: &str) -> String {
+    use super::super::verification::tests::{identity, ORIGID};
+    crate::dialog::testkit::invite_with(id, 1, &identity(x5u, ORIGID))
+}
+
+#[test]
+fn a_fetched_certificate_gives_the_parked_call_its_verdict_in_on_cert() {
+    use super::super::verification::tests::{x5u_server, Serve, NOW};
+    let url = x5u_server(Serve::NotACert, 1);
+    let (mut s, records, certs) = verifying_state(None, 3000);
+    s.on_batch(batch(&[(signed_invite("v1", &url), NOW, CALLER)]));
+    assert_eq!(
+        s.meters.parked.get(),
+        1,
+        "the call waits for its certificate"
+    );
+    let done = certs.recv_timeout(Duration::from_secs(10)).unwrap();
+    s.on_cert(&done);
+    assert_eq!(s.meters.parked.get(), 0);
+    s.on_batch(batch(&[(response(486, "v1", "1 INVITE"), NOW + 1, CALLEE)]));
+    let rec = records.try_recv().expect("v1 ends with its verdict");
+    assert_eq!(rec.record.shaken.code, Some(436));
+    let reason = rec.record.shaken.reason.unwrap_or_default();
+    assert!(reason.contains("neither PEM certificates"), "{reason}");
+}
+
+#[test]
+fn shutdown_waits_for_a_pending_certificate_then_releases_the_call_that_ended_first() {
+    use super::super::verification::tests::{x5u_server, Serve, NOW};
+    let url = x5u_server(Serve::NotACert, 1);
+    let (feed, shard) = shard_feed();
+    let (mut s, records, certs) = verifying_state(Some(feed), 3000);
+    s.on_batch(batch(&[
+        (signed_invite("v2", &url), NOW, CALLER),
+        (response(486, "v2", "1 INVITE"), NOW, CALLEE),
+    ]));
+    assert!(
+        records.try_recv().is_err(),
+        "no record while the verdict is pending"
+    );
+    let (msgs, _) = feed_log(&shard);
+    assert_eq!(msgs.len(), 1, "only a tick: {msgs:?}");
+    // The notice has not been read: shutdown itself waits for it.
+    s.on_shutdown(Timestamp::from_secs(NOW + 5), &certs);
+    let rec = records
+        .try_recv()
+        .expect("the held call is released at shutdown");
+    assert_eq!(rec.record.call_id, "v2");
+    assert_eq!(rec.record.dialog.ended_by, EndedBy::Callee);
+    let reason = rec.record.shaken.reason.unwrap_or_default();
+    assert!(
+        reason.contains("neither PEM certificates"),
+        "the fetched outcome, not a forced one: {reason}"
+    );
+    let (msgs, _) = feed_log(&shard);
+    assert_eq!(
+        &msgs[..2],
+        ["start:v2", "end:v2"],
+        "a start never told comes with its end"
     );
 }
