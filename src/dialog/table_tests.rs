@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::dialog::testkit::{
-    ended, expire, feed, invite, request, response, table, Emitted, CALLEE, CALLER,
+    ended, expire, feed, feed_to, invite, request, response, table, Emitted, CALLEE, CALLER,
 };
 use crate::record::EndedBy;
 
@@ -507,4 +507,91 @@ fn verdict_lands_only_on_an_open_call() {
         &mut out,
     );
     assert_eq!(out[0].1.shaken.attest.as_deref(), Some("A"));
+}
+
+/// Table events as short names: "start:ID", "end:ID" (with "!" when its start was never told).
+fn told(log: &mut Vec<String>) -> impl FnMut(CallEvent) + '_ {
+    |ev| {
+        log.push(match ev {
+            CallEvent::Started(s) => format!("start:{}", s.call_id.as_str()),
+            CallEvent::Ended { record, announced } => {
+                format!("end:{}{}", record.call_id, if announced { "" } else { "!" })
+            }
+        })
+    }
+}
+
+fn handle(t: &mut DialogTable, text: &str, secs: i64, src: &str, log: &mut Vec<String>) -> bool {
+    feed_to(t, text, secs, src, &mut told(log))
+}
+
+#[test]
+fn without_verification_a_call_is_started_at_once_and_ended_with_its_record() {
+    let mut t = table(10);
+    t.set_events(false, true);
+    let mut log = Vec::new();
+    handle(&mut t, &invite("n1", 1), 100, CALLER, &mut log);
+    handle(
+        &mut t,
+        &response(486, "n1", "1 INVITE"),
+        101,
+        CALLEE,
+        &mut log,
+    );
+    assert_eq!(log, ["start:n1", "end:n1"]);
+}
+
+#[test]
+fn a_pending_call_is_started_when_its_verdict_is_applied() {
+    let mut t = table(10);
+    t.set_events(true, true);
+    let mut log = Vec::new();
+    assert!(handle(&mut t, &invite("v1", 1), 100, CALLER, &mut log));
+    assert!(log.is_empty(), "the verdict is pending: no start yet");
+    assert!(t.apply(b"v1", ShakenResult::default(), &mut told(&mut log)));
+    handle(
+        &mut t,
+        &response(486, "v1", "1 INVITE"),
+        101,
+        CALLEE,
+        &mut log,
+    );
+    assert_eq!(log, ["start:v1", "end:v1"]);
+}
+
+#[test]
+fn a_call_ending_while_pending_is_held_until_its_verdict_or_the_end() {
+    let mut t = table(10);
+    t.set_events(true, true);
+    let mut log = Vec::new();
+    handle(&mut t, &invite("h1", 1), 100, CALLER, &mut log);
+    handle(&mut t, &invite("h2", 1), 100, CALLER, &mut log);
+    handle(
+        &mut t,
+        &response(486, "h1", "1 INVITE"),
+        101,
+        CALLEE,
+        &mut log,
+    );
+    t.drain(Timestamp::from_secs(110), &mut told(&mut log));
+    assert!(log.is_empty(), "both ended, neither has its verdict");
+    assert_eq!((t.len(), t.held_len()), (0, 2));
+    assert_eq!(
+        t.stats.closed_callee, 1,
+        "counted when it ended, not when released"
+    );
+    let verdict = ShakenResult {
+        attest: Some("B".into()),
+        ..ShakenResult::default()
+    };
+    assert!(t.apply(b"h2", verdict, &mut told(&mut log)));
+    assert_eq!(
+        log,
+        ["end:h2!"],
+        "released with its verdict, its start never told"
+    );
+    t.release_held(&mut told(&mut log));
+    assert_eq!(log, ["end:h2!", "end:h1!"]);
+    assert_eq!(t.held_len(), 0);
+    assert!(!t.apply(b"h1", ShakenResult::default(), &mut told(&mut log)));
 }

@@ -106,6 +106,17 @@ pub fn expire(t: &mut DialogTable, secs: i64, out: &mut Emitted) {
 
 /// Feeds one message seen at `secs` from `src`; returns whether it started a call.
 pub fn feed(t: &mut DialogTable, text: &str, secs: i64, src: &str, out: &mut Emitted) -> bool {
+    feed_to(t, text, secs, src, &mut ended(out))
+}
+
+/// Feeds one message seen at `secs` from `src`, the table's events going to `emit`.
+pub fn feed_to(
+    t: &mut DialogTable,
+    text: &str,
+    secs: i64,
+    src: &str,
+    emit: &mut dyn FnMut(CallEvent),
+) -> bool {
     let msg = parse(text.as_bytes(), &ParseLimits::default()).expect("test message parses");
-    t.handle(&msg, seen(secs, src), &mut ended(out))
+    t.handle(&msg, seen(secs, src), emit)
 }
