@@ -62,7 +62,8 @@ fn bench(c: &mut Criterion) {
     let numbers: Vec<CallNumbers> = (0..TOKENS)
         .map(|i| CallNumbers {
             orig: canonicalize(b"+12025550143"),
-            dest: [canonicalize(format!("1303555{i:04}").as_bytes()), None],
+            ruri: canonicalize(format!("1303555{i:04}").as_bytes()),
+            to: None,
         })
         .collect();
 

@@ -14,7 +14,7 @@ use crate::config::{Config, SeededCert};
 use crate::dialog::call::invite_numbers;
 use crate::record::DivResult;
 use crate::shaken::service::{CertLookup, SetupError, ShakenService};
-use crate::shaken::verify::{CallNumbers, HeaderCheck};
+use crate::shaken::verify::HeaderCheck;
 use crate::sip::message::{Method, StartLine};
 use crate::sip::parse::parse;
 use anyhow::Result;
@@ -370,11 +370,7 @@ pub fn verify_inputs(
             }
             invites += 1;
             let now = clock.now().as_secs();
-            let n = invite_numbers(&msg);
-            let numbers = CallNumbers {
-                orig: n.orig,
-                dest: [n.ruri, n.to],
-            };
+            let numbers = invite_numbers(&msg);
             let mut checks: Vec<HeaderCheck> = msg
                 .identity
                 .iter()
@@ -387,8 +383,8 @@ pub fn verify_inputs(
                 call_id: String::from_utf8_lossy(msg.call_id).into_owned(),
                 verstat: v.verstat,
                 attest: v.attest,
-                orig: n.orig.map(|t| t.to_string()),
-                dest: n.ruri.or(n.to).map(|t| t.to_string()),
+                orig: numbers.orig.map(|t| t.to_string()),
+                dest: numbers.dest().map(|t| t.to_string()),
                 origid: v.origid,
                 spc: v.spc,
                 x5u: v.x5u,

@@ -8,6 +8,7 @@ use crate::detect::features::{self, CallStart};
 use crate::detect::fingerprint;
 use crate::peers::Peer;
 use crate::record::{self, CallRecord, DialogOutcome, EndedBy, SdpTraits, ShakenResult, Upstream};
+use crate::shaken::verify::CallNumbers;
 use crate::sip::header::split_list;
 use crate::sip::message::{Method, SipMessage, StartLine};
 use crate::sip::sdp::parse_sdp;
@@ -34,8 +35,7 @@ pub struct Call {
     cseq: u32,
     peer: Peer,
     texts: Texts,
-    orig_tn: Option<Tn>,
-    dest_tn: Option<Tn>,
+    numbers: CallNumbers,
     has_sdp: bool,
     identity_headers: u16,
     pub final_code: Option<u16>,
@@ -44,22 +44,35 @@ pub struct Call {
     cancelled: bool,
     /// Answered 401/407: the caller may retry with credentials on the same Call-ID.
     challenged: bool,
-    /// The STIR/SHAKEN verdict, once verification has run (boxed: most of a call's life it is
-    /// the only large field, and unverified calls pay nothing).
-    shaken: Option<Box<ShakenResult>>,
+    /// Where the call's STIR/SHAKEN verdict is.
+    pub verdict: Verdict,
     /// Hash of the INVITE's origin traits (see `detect::fingerprint`).
     origin: u64,
     /// The call's start was handed to the detectors.
     announced: bool,
 }
 
-/// The numbers an initial INVITE presents, canonicalized.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct InviteNumbers {
-    /// P-Asserted-Identity (first entry with a number), else From.
-    pub orig: Option<Tn>,
-    pub ruri: Option<Tn>,
-    pub to: Option<Tn>,
+/// A call's STIR/SHAKEN verdict: its record and its start for the detectors wait while it is
+/// pending, never longer (verification gives every pending call a verdict, at the latest at
+/// its deadline).
+#[derive(Clone, Debug)]
+pub enum Verdict {
+    /// Verification is off: no verdict comes; the record says only how many Identity headers
+    /// the INVITE carried.
+    Unverified,
+    /// Verification runs (a certificate may be being fetched).
+    Pending,
+    /// Boxed: most of a call's life it is the only large field.
+    Done(Box<ShakenResult>),
+}
+
+impl Verdict {
+    fn result(&self) -> Option<&ShakenResult> {
+        match self {
+            Verdict::Done(r) => Some(r),
+            Verdict::Unverified | Verdict::Pending => None,
+        }
+    }
 }
 
 /// User parts of the INVITE's identities: (From, chosen PAI entry, Request-URI, To).
@@ -79,12 +92,12 @@ fn invite_users<'a>(msg: &SipMessage<'a>) -> [Option<&'a [u8]>; 4] {
     [from, pai, ruri, name_addr_user(msg.to)]
 }
 
-pub fn invite_numbers(msg: &SipMessage<'_>) -> InviteNumbers {
+pub fn invite_numbers(msg: &SipMessage<'_>) -> CallNumbers {
     numbers_of(invite_users(msg))
 }
 
-fn numbers_of([from, pai, ruri, to]: [Option<&[u8]>; 4]) -> InviteNumbers {
-    InviteNumbers {
+fn numbers_of([from, pai, ruri, to]: [Option<&[u8]>; 4]) -> CallNumbers {
+    CallNumbers {
         orig: tn_of(pai).or_else(|| tn_of(from)),
         ruri: tn_of(ruri),
         to: tn_of(to),
@@ -109,8 +122,15 @@ fn tn_of(user: Option<&[u8]>) -> Option<Tn> {
 }
 
 impl Call {
-    /// Starts a call from an initial INVITE (one without a To tag).
-    pub fn from_invite(msg: &SipMessage<'_>, seen: Seen, peer: &Peer, created: u64) -> Call {
+    /// Starts a call from an initial INVITE (one without a To tag); `verdict`: Pending when
+    /// verification runs, else Unverified.
+    pub fn from_invite(
+        msg: &SipMessage<'_>,
+        seen: Seen,
+        peer: &Peer,
+        created: u64,
+        verdict: Verdict,
+    ) -> Call {
         // One parse of the identities serves both the texts and the numbers (callgrind: URI
         // parsing was the largest cost of an unsigned INVITE).
         let users = invite_users(msg);
@@ -146,8 +166,7 @@ impl Call {
             cseq: msg.cseq.seq,
             peer: peer.clone(),
             texts: texts.build(),
-            orig_tn: numbers.orig,
-            dest_tn: numbers.ruri.or(numbers.to),
+            numbers,
             has_sdp,
             identity_headers: (msg.identity.len() as u16).saturating_add(msg.identity_overflow),
             final_code: None,
@@ -155,25 +174,31 @@ impl Call {
             answered_ts: None,
             cancelled: false,
             challenged: false,
-            shaken: None,
+            verdict,
             origin,
             announced: false,
         }
     }
 
-    /// Hash of the INVITE's origin traits: the fingerprint before the verdict's part.
-    pub fn origin(&self) -> u64 {
-        self.origin
+    /// The numbers the INVITE presented (verification matches the PASSporT against them).
+    pub fn numbers(&self) -> &CallNumbers {
+        &self.numbers
     }
 
+    /// The one fingerprint computation of a call: its INVITE's traits and its verdict's signer.
     fn fingerprint(&self) -> u64 {
-        fingerprint::of_call(self.origin, self.shaken.as_deref())
+        fingerprint::of_call(self.origin, self.verdict.result())
     }
 
-    /// The call's features for the detectors, once: when its verdict is on it (or at once
-    /// when `need_verdict` is false, verification being off). None otherwise.
-    pub fn detect_start(&mut self, call_id: &[u8], need_verdict: bool) -> Option<CallStart> {
-        if self.announced || (need_verdict && self.shaken.is_none()) {
+    /// Whether the detectors got the call's start.
+    pub fn announced(&self) -> bool {
+        self.announced
+    }
+
+    /// The call's features for the detectors, once: as soon as its verdict is not pending.
+    /// None otherwise.
+    pub fn detect_start(&mut self, call_id: &[u8]) -> Option<CallStart> {
+        if self.announced || matches!(self.verdict, Verdict::Pending) {
             return None;
         }
         self.announced = true;
@@ -187,14 +212,14 @@ impl Call {
             self.fingerprint(),
             self.peer.name.clone(),
             self.peer.ocn.clone(),
-            self.orig_tn,
-            self.dest_tn,
-            self.shaken.as_deref().unwrap_or(&unsigned),
+            self.numbers.orig,
+            self.numbers.dest(),
+            self.verdict.result().unwrap_or(&unsigned),
         ))
     }
 
-    pub fn set_shaken(&mut self, verdict: ShakenResult) {
-        self.shaken = Some(Box::new(verdict));
+    pub fn set_verdict(&mut self, result: ShakenResult) {
+        self.verdict = Verdict::Done(Box::new(result));
     }
 
     pub fn cseq(&self) -> u32 {
@@ -313,16 +338,19 @@ impl Call {
                 peer: self.peer.name,
                 ocn: self.peer.ocn,
             },
-            orig_tn: self.orig_tn.map(|t| t.to_string()),
-            dest_tn: self.dest_tn.map(|t| t.to_string()),
+            orig_tn: self.numbers.orig.map(|t| t.to_string()),
+            dest_tn: self.numbers.dest().map(|t| t.to_string()),
             from_user: self.texts.string(Field::FromUser),
             pai_user: self.texts.string(Field::PaiUser),
             ruri_user: self.texts.string(Field::RuriUser),
             user_agent: self.texts.string(Field::UserAgent),
-            shaken: self.shaken.map(|b| *b).unwrap_or(ShakenResult {
-                identity_headers: self.identity_headers,
-                ..ShakenResult::default()
-            }),
+            shaken: match self.verdict {
+                Verdict::Done(b) => *b,
+                Verdict::Unverified | Verdict::Pending => ShakenResult {
+                    identity_headers: self.identity_headers,
+                    ..ShakenResult::default()
+                },
+            },
             dialog: DialogOutcome {
                 final_code: self.final_code,
                 answered: self.answered_ts.is_some(),

@@ -17,7 +17,12 @@ fn peer() -> Peer {
 
 fn call_from(text: &str) -> Call {
     let msg = parse(text.as_bytes(), &ParseLimits::default()).unwrap();
-    Call::from_invite(&msg, seen(100, CALLER), &peer(), 0)
+    Call::from_invite(&msg, seen(100, CALLER), &peer(), 0, Verdict::Unverified)
+}
+
+fn pending_call_from(text: &str) -> Call {
+    let msg = parse(text.as_bytes(), &ParseLimits::default()).unwrap();
+    Call::from_invite(&msg, seen(100, CALLER), &peer(), 0, Verdict::Pending)
 }
 
 /// Advances `call` with `text` seen at `secs` from `src`.
@@ -71,16 +76,15 @@ fn called_number_is_the_request_uri_user_else_to() {
 
 #[test]
 fn detectors_get_the_start_once_and_only_with_the_verdict_when_one_is_needed() {
+    let mut c = pending_call_from(&invite("k1", 1));
+    assert!(c.detect_start(b"k1").is_none(), "verdict pending");
+    assert!(!c.announced());
+    c.set_verdict(ShakenResult::default());
+    assert!(c.detect_start(b"k1").is_some());
+    assert!(c.announced());
+    assert!(c.detect_start(b"k1").is_none(), "announced once");
     let mut c = call_from(&invite("k1", 1));
-    assert!(c.detect_start(b"k1", true).is_none(), "verdict pending");
-    c.set_shaken(ShakenResult::default());
-    assert!(c.detect_start(b"k1", true).is_some());
-    assert!(c.detect_start(b"k1", true).is_none(), "announced once");
-    let mut c = call_from(&invite("k1", 1));
-    assert!(
-        c.detect_start(b"k1", false).is_some(),
-        "verification off: at once"
-    );
+    assert!(c.detect_start(b"k1").is_some(), "verification off: at once");
 }
 
 #[test]

@@ -1,11 +1,17 @@
 //! The per-worker dialog table: Call-ID → [`Call`], bounded, with timeouts driven by the time
 //! the pipeline hands in (packet time in replay, the clock live), never by the system clock.
+//! It tells what happens to calls as [`CallEvent`]s: a call's start once its verdict is known,
+//! its record once it has ended and its verdict is known. A call that ends while its verdict is
+//! pending waits here, closed, until verification gives the verdict ([`DialogTable::apply`]);
+//! the table never verifies anything itself.
 
-use super::call::{Call, Seen};
+use super::call::{Call, Seen, Verdict};
 use crate::clock::Timestamp;
 use crate::config::DialogConfig;
+use crate::detect::features::CallStart;
 use crate::peers::SharedPeers;
 use crate::record::{CallRecord, EndedBy, ShakenResult};
+use crate::shaken::verify::CallNumbers;
 use crate::sip::message::{Method, SipMessage, StartLine};
 use crate::sip::uri::{param, parse_name_addr};
 use std::collections::{HashMap, VecDeque};
@@ -63,6 +69,27 @@ impl DialogStats {
     }
 }
 
+/// What the table tells about its calls.
+// Handed by value straight to the caller's sink and never stored: boxing the record would
+// cost an allocation per call.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum CallEvent {
+    /// The call's verdict is known while it is open (at once when verification is off): its
+    /// features for the detectors. Only when the table announces starts.
+    Started(CallStart),
+    /// The call ended and its verdict is known: its record. `announced`: the detectors got its
+    /// start (false when the verdict came after the call ended).
+    Ended { record: CallRecord, announced: bool },
+}
+
+/// A call that ended while its verdict was pending.
+struct Held {
+    call: Box<Call>,
+    by: EndedBy,
+    at: Timestamp,
+}
+
 pub struct DialogTable {
     /// Boxed so the map's slots stay small: remove/insert churn leaves tombstones, and hashbrown
     /// then doubles its table, which must not double the memory of every call with it.
@@ -76,6 +103,13 @@ pub struct DialogTable {
     peers: SharedPeers,
     sensor_id: Arc<str>,
     recently_closed: RecentlyClosed,
+    /// Ended calls waiting for their verdict; bounded by the calls verification keeps pending
+    /// (`shaken.max_pending`), each of which gets a verdict by its deadline.
+    held: HashMap<Rc<[u8]>, Held, ahash::RandomState>,
+    /// New calls wait for a verdict (verification is on).
+    verify: bool,
+    /// Calls' starts are told (`CallEvent::Started`; detection is on).
+    announce: bool,
     pub stats: DialogStats,
 }
 
@@ -184,8 +218,18 @@ impl DialogTable {
             peers,
             sensor_id,
             recently_closed: RecentlyClosed::new(limits.max_dialogs / 4),
+            held: HashMap::default(),
+            verify: false,
+            announce: false,
             stats: DialogStats::default(),
         }
+    }
+
+    /// `verify`: new calls wait for a verdict from verification ([`DialogTable::apply`]);
+    /// `announce`: the table emits `CallEvent::Started`. Set before the first message.
+    pub fn set_events(&mut self, verify: bool, announce: bool) {
+        self.verify = verify;
+        self.announce = announce;
     }
 
     pub fn len(&self) -> usize {
@@ -201,31 +245,56 @@ impl DialogTable {
         self.recently_closed.len()
     }
 
-    /// Attaches the STIR/SHAKEN verdict to an open call; false when the call is gone.
-    pub fn set_shaken(&mut self, call_id: &[u8], verdict: ShakenResult) -> bool {
-        match self.calls.get_mut(call_id) {
-            Some(call) => {
-                call.set_shaken(verdict);
-                true
+    /// Ended calls waiting for their verdict.
+    pub fn held_len(&self) -> usize {
+        self.held.len()
+    }
+
+    /// The numbers the INVITE of an open call presented.
+    pub fn numbers(&self, call_id: &[u8]) -> Option<CallNumbers> {
+        self.calls.get(call_id).map(|c| *c.numbers())
+    }
+
+    /// Applies verification's verdict for a call: an ended call waiting for it is released
+    /// (its record), an open call keeps it (and its start is told). False when no call has
+    /// this Call-ID.
+    pub fn apply(
+        &mut self,
+        call_id: &[u8],
+        result: ShakenResult,
+        emit: &mut dyn FnMut(CallEvent),
+    ) -> bool {
+        if let Some((key, mut held)) = self.held.remove_entry(call_id) {
+            held.call.set_verdict(result);
+            self.release(&key, held, emit);
+            return true;
+        }
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return false;
+        };
+        call.set_verdict(result);
+        if self.announce {
+            if let Some(s) = call.detect_start(call_id) {
+                emit(CallEvent::Started(s));
             }
-            None => false,
+        }
+        true
+    }
+
+    /// Emits the records of ended calls still waiting for a verdict, without one (the end of a
+    /// run, once verification has given every verdict it could), oldest first.
+    pub fn release_held(&mut self, emit: &mut dyn FnMut(CallEvent)) {
+        let mut held: Vec<(Rc<[u8]>, Held)> = self.held.drain().collect();
+        held.sort_by_key(|(_, h)| h.call.created);
+        for (key, h) in held {
+            self.release(&key, h, emit);
         }
     }
 
-    /// The detectors' start features of an open call, once (see [`Call::detect_start`]).
-    pub fn detect_start(
-        &mut self,
-        call_id: &[u8],
-        need_verdict: bool,
-    ) -> Option<crate::detect::features::CallStart> {
-        self.calls
-            .get_mut(call_id)
-            .and_then(|c| c.detect_start(call_id, need_verdict))
-    }
-
-    /// The origin-traits hash of an open call (see [`Call::origin`]).
-    pub fn origin(&self, call_id: &[u8]) -> Option<u64> {
-        self.calls.get(call_id).map(|c| c.origin())
+    fn release(&self, key: &[u8], h: Held, emit: &mut dyn FnMut(CallEvent)) {
+        let announced = h.call.announced();
+        let record = h.call.into_record(key, h.by, h.at, &self.sensor_id);
+        emit(CallEvent::Ended { record, announced });
     }
 
     /// Advances the call `msg` belongs to; `emit` receives the Call-ID and record of a call
@@ -235,7 +304,7 @@ impl DialogTable {
         &mut self,
         msg: &SipMessage<'_>,
         seen: Seen,
-        emit: &mut dyn FnMut(&[u8], CallRecord),
+        emit: &mut dyn FnMut(CallEvent),
     ) -> bool {
         let is_invite = matches!(
             msg.start,
@@ -280,7 +349,23 @@ impl DialogTable {
         }
         let peers = self.peers.load();
         let peer = peers.lookup(seen.src.ip());
-        let call = Box::new(Call::from_invite(msg, seen, peer, self.next_created));
+        let verdict = if self.verify {
+            Verdict::Pending
+        } else {
+            Verdict::Unverified
+        };
+        let mut call = Box::new(Call::from_invite(
+            msg,
+            seen,
+            peer,
+            self.next_created,
+            verdict,
+        ));
+        if self.announce {
+            if let Some(s) = call.detect_start(msg.call_id) {
+                emit(CallEvent::Started(s));
+            }
+        }
         let key: Rc<[u8]> = Rc::from(msg.call_id);
         self.order.push_back((self.next_created, key.clone()));
         self.next_created += 1;
@@ -299,18 +384,26 @@ impl DialogTable {
         call_id: &[u8],
         by: EndedBy,
         at: Timestamp,
-        emit: &mut dyn FnMut(&[u8], CallRecord),
+        emit: &mut dyn FnMut(CallEvent),
     ) {
         if let Some((key, call)) = self.calls.remove_entry(call_id) {
             self.stats.closed(by);
             if self.recently_closed.insert(&key, at, call.cseq()) {
                 self.stats.recently_closed_evictions += 1;
             }
-            emit(&key, call.into_record(&key, by, at, &self.sensor_id));
+            let h = Held { call, by, at };
+            if !matches!(h.call.verdict, Verdict::Pending) {
+                return self.release(&key, h, emit);
+            }
+            // Verification settles an earlier call of this Call-ID before it verifies the next
+            // one, so none should be waiting; if one is, its record goes out as it is.
+            if let Some(earlier) = self.held.insert(key.clone(), h) {
+                self.release(&key, earlier, emit);
+            }
         }
     }
 
-    fn evict_oldest(&mut self, now: Timestamp, emit: &mut dyn FnMut(&[u8], CallRecord)) {
+    fn evict_oldest(&mut self, now: Timestamp, emit: &mut dyn FnMut(CallEvent)) {
         while let Some((created, key)) = self.order.pop_front() {
             if self.calls.get(&key).is_some_and(|c| c.created == created) {
                 self.close(&key, EndedBy::Evicted, now, emit);
@@ -320,7 +413,7 @@ impl DialogTable {
     }
 
     /// Closes every call whose deadline has passed at `now`.
-    pub fn expire(&mut self, now: Timestamp, emit: &mut dyn FnMut(&[u8], CallRecord)) {
+    pub fn expire(&mut self, now: Timestamp, emit: &mut dyn FnMut(CallEvent)) {
         self.recently_closed.expire(now);
         let (invite_s, call_s) = (self.limits.invite_timeout_s, self.limits.max_call_s);
         let expired: Vec<(Rc<[u8]>, Timestamp)> = self
@@ -337,7 +430,7 @@ impl DialogTable {
     }
 
     /// Closes every open call (shutdown or end of replay), oldest first.
-    pub fn drain(&mut self, now: Timestamp, emit: &mut dyn FnMut(&[u8], CallRecord)) {
+    pub fn drain(&mut self, now: Timestamp, emit: &mut dyn FnMut(CallEvent)) {
         while let Some((created, key)) = self.order.pop_front() {
             if self.calls.get(&key).is_some_and(|c| c.created == created) {
                 self.close(&key, EndedBy::Shutdown, now, emit);

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::dialog::testkit::{
-    expire, feed, invite, request, response, table, Emitted, CALLEE, CALLER,
+    ended, expire, feed, feed_to, invite, request, response, table, Emitted, CALLEE, CALLER,
 };
 use crate::record::EndedBy;
 
@@ -319,7 +319,7 @@ fn trailing_ack_and_200_after_close_are_recognised() {
     assert_eq!(t.recently_closed_len(), 2);
 
     // Past the linger time (Timer D, 32 s) the Call-ID is forgotten: unmatched.
-    t.expire(Timestamp::from_secs(250), &mut |_, _| {});
+    t.expire(Timestamp::from_secs(250), &mut |_| {});
     assert_eq!(t.recently_closed_len(), 0);
     feed(&mut t, &response(200, "c2", "2 BYE"), 250, CALLEE, &mut out);
     assert_eq!(t.stats.unmatched, 1);
@@ -459,9 +459,7 @@ fn drain_closes_every_open_call_as_shutdown_oldest_first() {
         CALLEE,
         &mut out,
     );
-    t.drain(Timestamp::from_secs(150), &mut |id, r| {
-        out.push((id.to_vec(), r))
-    });
+    t.drain(Timestamp::from_secs(150), &mut ended(&mut out));
     let ids: Vec<&[u8]> = out.iter().map(|(id, _)| id.as_slice()).collect();
     assert_eq!(ids, [b"x".as_slice(), b"y", b"z"]);
     assert!(out
@@ -498,8 +496,9 @@ fn verdict_lands_only_on_an_open_call() {
         attest: Some("A".into()),
         ..ShakenResult::default()
     };
-    assert!(t.set_shaken(b"c1", verdict.clone()));
-    assert!(!t.set_shaken(b"gone", verdict));
+    assert!(t.apply(b"c1", verdict.clone(), &mut ended(&mut out)));
+    assert!(!t.apply(b"gone", verdict, &mut ended(&mut out)));
+    assert!(out.is_empty());
     feed(
         &mut t,
         &response(486, "c1", "1 INVITE"),
@@ -508,4 +507,91 @@ fn verdict_lands_only_on_an_open_call() {
         &mut out,
     );
     assert_eq!(out[0].1.shaken.attest.as_deref(), Some("A"));
+}
+
+/// Table events as short names: "start:ID", "end:ID" (with "!" when its start was never told).
+fn told(log: &mut Vec<String>) -> impl FnMut(CallEvent) + '_ {
+    |ev| {
+        log.push(match ev {
+            CallEvent::Started(s) => format!("start:{}", s.call_id.as_str()),
+            CallEvent::Ended { record, announced } => {
+                format!("end:{}{}", record.call_id, if announced { "" } else { "!" })
+            }
+        })
+    }
+}
+
+fn handle(t: &mut DialogTable, text: &str, secs: i64, src: &str, log: &mut Vec<String>) -> bool {
+    feed_to(t, text, secs, src, &mut told(log))
+}
+
+#[test]
+fn without_verification_a_call_is_started_at_once_and_ended_with_its_record() {
+    let mut t = table(10);
+    t.set_events(false, true);
+    let mut log = Vec::new();
+    handle(&mut t, &invite("n1", 1), 100, CALLER, &mut log);
+    handle(
+        &mut t,
+        &response(486, "n1", "1 INVITE"),
+        101,
+        CALLEE,
+        &mut log,
+    );
+    assert_eq!(log, ["start:n1", "end:n1"]);
+}
+
+#[test]
+fn a_pending_call_is_started_when_its_verdict_is_applied() {
+    let mut t = table(10);
+    t.set_events(true, true);
+    let mut log = Vec::new();
+    assert!(handle(&mut t, &invite("v1", 1), 100, CALLER, &mut log));
+    assert!(log.is_empty(), "the verdict is pending: no start yet");
+    assert!(t.apply(b"v1", ShakenResult::default(), &mut told(&mut log)));
+    handle(
+        &mut t,
+        &response(486, "v1", "1 INVITE"),
+        101,
+        CALLEE,
+        &mut log,
+    );
+    assert_eq!(log, ["start:v1", "end:v1"]);
+}
+
+#[test]
+fn a_call_ending_while_pending_is_held_until_its_verdict_or_the_end() {
+    let mut t = table(10);
+    t.set_events(true, true);
+    let mut log = Vec::new();
+    handle(&mut t, &invite("h1", 1), 100, CALLER, &mut log);
+    handle(&mut t, &invite("h2", 1), 100, CALLER, &mut log);
+    handle(
+        &mut t,
+        &response(486, "h1", "1 INVITE"),
+        101,
+        CALLEE,
+        &mut log,
+    );
+    t.drain(Timestamp::from_secs(110), &mut told(&mut log));
+    assert!(log.is_empty(), "both ended, neither has its verdict");
+    assert_eq!((t.len(), t.held_len()), (0, 2));
+    assert_eq!(
+        t.stats.closed_callee, 1,
+        "counted when it ended, not when released"
+    );
+    let verdict = ShakenResult {
+        attest: Some("B".into()),
+        ..ShakenResult::default()
+    };
+    assert!(t.apply(b"h2", verdict, &mut told(&mut log)));
+    assert_eq!(
+        log,
+        ["end:h2!"],
+        "released with its verdict, its start never told"
+    );
+    t.release_held(&mut told(&mut log));
+    assert_eq!(log, ["end:h2!", "end:h1!"]);
+    assert_eq!(t.held_len(), 0);
+    assert!(!t.apply(b"h1", ShakenResult::default(), &mut told(&mut log)));
 }

@@ -2,7 +2,7 @@
 //! to a [`DialogTable`]. Compiled only for tests; never used by the product.
 
 use super::call::Seen;
-use super::table::{DialogLimits, DialogTable};
+use super::table::{CallEvent, DialogLimits, DialogTable};
 use crate::capture::packet::Transport;
 use crate::clock::Timestamp;
 use crate::record::CallRecord;
@@ -91,17 +91,33 @@ pub fn seen(secs: i64, src: &str) -> Seen {
     }
 }
 
-/// Feeds one message seen at `secs` from `src`; returns whether it started a call.
-/// Runs the table's timeouts at `secs`; closed calls go to `out`.
-pub fn expire(t: &mut DialogTable, secs: i64, out: &mut Emitted) {
-    t.expire(Timestamp::from_secs(secs), &mut |id, r| {
-        out.push((id.to_vec(), r))
-    });
+/// A table event sink keeping the records of ended calls in `out` (starts are ignored).
+pub fn ended(out: &mut Emitted) -> impl FnMut(CallEvent) + '_ {
+    |ev| {
+        if let CallEvent::Ended { record, .. } = ev {
+            out.push((record.call_id.as_bytes().to_vec(), record));
+        }
+    }
 }
 
+/// Runs the table's timeouts at `secs`; closed calls go to `out`.
+pub fn expire(t: &mut DialogTable, secs: i64, out: &mut Emitted) {
+    t.expire(Timestamp::from_secs(secs), &mut ended(out));
+}
+
+/// Feeds one message seen at `secs` from `src`; returns whether it started a call.
 pub fn feed(t: &mut DialogTable, text: &str, secs: i64, src: &str, out: &mut Emitted) -> bool {
+    feed_to(t, text, secs, src, &mut ended(out))
+}
+
+/// Feeds one message seen at `secs` from `src`, the table's events going to `emit`.
+pub fn feed_to(
+    t: &mut DialogTable,
+    text: &str,
+    secs: i64,
+    src: &str,
+    emit: &mut dyn FnMut(CallEvent),
+) -> bool {
     let msg = parse(text.as_bytes(), &ParseLimits::default()).expect("test message parses");
-    t.handle(&msg, seen(secs, src), &mut |id, r| {
-        out.push((id.to_vec(), r))
-    })
+    t.handle(&msg, seen(secs, src), emit)
 }

@@ -1,14 +1,12 @@
-//! A worker's side of STIR/SHAKEN: verifies the Identity headers of each new call, parks calls
-//! whose certificate is being fetched (bounded; each with a wall-clock deadline, since fetches
-//! take real time even when a replay runs faster than real time), and holds back the record of
-//! a call that ends before its verdict is known.
+//! A worker's side of STIR/SHAKEN: verifies the Identity headers of each new call and parks
+//! calls whose certificate is being fetched (bounded; each with a wall-clock deadline, since
+//! fetches take real time even when a replay runs faster than real time). It only produces
+//! verdicts, `(Call-ID, result)`, which the worker applies to its dialog table; it never
+//! touches calls or records (the table keeps a call that ends while its verdict is pending).
 
-use crate::detect::fingerprint::{fingerprint_hex, of_call};
-use crate::dialog::call::{invite_numbers, InviteNumbers};
-use crate::dialog::table::DialogTable;
 use crate::metrics::latency::{LocalLatency, Stage};
 use crate::metrics::Metrics;
-use crate::record::{CallRecord, ShakenResult};
+use crate::record::ShakenResult;
 use crate::shaken::service::{CertLookup, ShakenService};
 use crate::shaken::verdict::{Failure, FailureClass};
 use crate::shaken::verify::{CallNumbers, HeaderCheck};
@@ -68,11 +66,10 @@ struct Parked {
     deadline: Instant,
     /// Arrival of the INVITE when it was sampled for stage latency.
     arrival: Option<Instant>,
-    /// The call's record, when the call ended before its verdict.
-    held: Option<CallRecord>,
-    /// The call's origin-traits hash, to finish a held record's fingerprint.
-    origin: u64,
 }
+
+/// A verdict for the dialog table: the Call-ID and its result.
+pub type Verdict = (Box<[u8]>, ShakenResult);
 
 pub struct Verification {
     svc: Arc<ShakenService>,
@@ -86,10 +83,8 @@ pub struct Verification {
     published: Arc<Mutex<CacheCounters>>,
     /// The `verify` stage latency of sampled INVITEs.
     pub latency: LocalLatency,
-    /// Call-IDs whose late verdict went onto the open call (the detectors want their start).
-    pub landed: Vec<Box<[u8]>>,
-    /// Call-IDs whose late verdict went onto a held record (their start was never announced).
-    pub late: Vec<Box<[u8]>>,
+    /// Verdicts of parked calls, in the order they were reached, for the worker to apply.
+    done: Vec<Verdict>,
 }
 
 impl Verification {
@@ -111,8 +106,7 @@ impl Verification {
             published,
             latency: LocalLatency::new(metrics.latency.clone()),
             metrics,
-            landed: Vec::new(),
-            late: Vec::new(),
+            done: Vec::new(),
         }
     }
 
@@ -125,31 +119,34 @@ impl Verification {
         self.parked.len()
     }
 
-    /// Verifies the INVITE that just started a call; the verdict goes onto the call now or,
-    /// if a certificate must be fetched, when it arrives. `arrival`: the INVITE was sampled
-    /// for stage latency.
+    /// Verdicts reached since the last call (certificates arrived, deadlines passed, a call
+    /// superseded), in order.
+    pub fn verdicts(&mut self) -> std::vec::Drain<'_, Verdict> {
+        self.done.drain(..)
+    }
+
+    /// Verifies the INVITE that just started a call (`numbers`: what it presented). Returns the
+    /// verdict when it is known at once; otherwise the call is parked and its verdict comes
+    /// out of [`Verification::verdicts`] when its certificate arrives or its deadline passes.
+    /// `arrival`: the INVITE was sampled for stage latency.
     pub fn start(
         &mut self,
         msg: &SipMessage<'_>,
+        numbers: &CallNumbers,
         now: i64,
-        table: &mut DialogTable,
         arrival: Option<Instant>,
-    ) {
-        // Most INVITEs on many links are unsigned: their verdict needs no numbers.
-        let n = if msg.identity.is_empty() {
-            InviteNumbers::default()
-        } else {
-            invite_numbers(msg)
-        };
-        let numbers = CallNumbers {
-            orig: n.orig,
-            dest: [n.ruri, n.to],
-        };
+    ) -> Option<ShakenResult> {
+        if !self.parked.is_empty() && self.parked.contains_key(msg.call_id) {
+            // An earlier call of this Call-ID (redirected, then retried) still waits for its
+            // certificate: it gets its verdict now, so the two never mix.
+            self.force(msg.call_id, "superseded", "a new INVITE reused the Call-ID");
+            self.complete(msg.call_id);
+        }
         let v = &self.svc.verifier;
         let mut checks: Vec<HeaderCheck> = msg
             .identity
             .iter()
-            .map(|h| v.precheck(h, &numbers, now))
+            .map(|h| v.precheck(h, numbers, now))
             .collect();
         if msg.identity_overflow > 0 {
             self.metrics
@@ -197,14 +194,12 @@ impl Verification {
         }
         if waiting.is_empty() {
             let verdict = self.verdict(msg.call_id, &checks, now);
-            table.set_shaken(msg.call_id, verdict);
             if let Some(a) = arrival {
                 self.latency.record_since(Stage::Verify, a);
             }
-            return;
+            return Some(verdict);
         }
         let key: Box<[u8]> = Box::from(msg.call_id);
-        let origin = table.origin(msg.call_id).unwrap_or(0);
         for url in waiting {
             self.by_url.entry(url).or_default().push(key.clone());
         }
@@ -215,10 +210,9 @@ impl Verification {
                 now,
                 deadline: Instant::now() + self.grace,
                 arrival,
-                held: None,
-                origin,
             },
         );
+        None
     }
 
     fn verdict(&self, call_id: &[u8], checks: &[HeaderCheck], now: i64) -> ShakenResult {
@@ -239,19 +233,8 @@ impl Verification {
         r
     }
 
-    /// Keeps back the record of a call whose verdict is pending; returns it otherwise.
-    pub fn hold(&mut self, call_id: &[u8], record: CallRecord) -> Option<CallRecord> {
-        match self.parked.get_mut(call_id) {
-            Some(p) if p.held.is_none() => {
-                p.held = Some(record);
-                None
-            }
-            _ => Some(record),
-        }
-    }
-
     /// A fetch completed: finish every call that waited only for it.
-    pub fn cert_ready(&mut self, url: &str, table: &mut DialogTable, out: &mut Vec<CallRecord>) {
+    pub fn cert_ready(&mut self, url: &str) {
         let Some(keys) = self.by_url.remove(url) else {
             return;
         };
@@ -269,14 +252,14 @@ impl Verification {
                 self.svc.finish(c, &lookup, p.now);
             }
             if p.checks.iter().all(|c| c.result.is_some()) {
-                self.complete(&key, table, out);
+                self.complete(&key);
             }
         }
     }
 
     /// Calls past their deadline get 436 for what is still missing. `all`: every parked call
     /// (shutdown, after waiting for what can still arrive).
-    pub fn expire(&mut self, all: bool, table: &mut DialogTable, out: &mut Vec<CallRecord>) {
+    pub fn expire(&mut self, all: bool) {
         let now = Instant::now();
         let due: Vec<Box<[u8]>> = self
             .parked
@@ -285,23 +268,9 @@ impl Verification {
             .map(|(k, _)| k.clone())
             .collect();
         for key in due {
-            if let Some(p) = self.parked.get_mut(&key) {
-                for c in p.checks.iter_mut().filter(|c| c.result.is_none()) {
-                    c.result = Some(Err(Failure::new(
-                        FailureClass::BadIdentityInfo,
-                        format!(
-                            "certificate {} not fetched within {} ms",
-                            c.awaited_x5u().unwrap_or("?"),
-                            self.grace.as_millis()
-                        ),
-                    )));
-                }
-                self.metrics
-                    .verification_events
-                    .with_label_values(&["deadline"])
-                    .inc();
-            }
-            self.complete(&key, table, out);
+            let why = format!("not fetched within {} ms", self.grace.as_millis());
+            self.force(&key, "deadline", &why);
+            self.complete(&key);
         }
         self.by_url.retain(|_, keys| {
             keys.retain(|k| self.parked.contains_key(k));
@@ -309,7 +278,26 @@ impl Verification {
         });
     }
 
-    fn complete(&mut self, key: &[u8], table: &mut DialogTable, out: &mut Vec<CallRecord>) {
+    /// Fails the checks of a parked call that still wait for a certificate (436, `why`),
+    /// counted as `verification_events_total{event}`.
+    fn force(&mut self, key: &[u8], event: &str, why: &str) {
+        let Some(p) = self.parked.get_mut(key) else {
+            return;
+        };
+        for c in p.checks.iter_mut().filter(|c| c.result.is_none()) {
+            let x5u = c.awaited_x5u().unwrap_or("?");
+            c.result = Some(Err(Failure::new(
+                FailureClass::BadIdentityInfo,
+                format!("certificate {x5u} {why}"),
+            )));
+        }
+        self.metrics
+            .verification_events
+            .with_label_values(&[event])
+            .inc();
+    }
+
+    fn complete(&mut self, key: &[u8]) {
         let Some(p) = self.parked.remove(key) else {
             return;
         };
@@ -317,25 +305,10 @@ impl Verification {
         if let Some(a) = p.arrival {
             self.latency.record_since(Stage::Verify, a);
         }
-        match p.held {
-            Some(mut record) => {
-                let identity_headers = record.shaken.identity_headers;
-                record.shaken = verdict;
-                record.shaken.identity_headers =
-                    identity_headers.max(record.shaken.identity_headers);
-                record.fingerprint = Some(fingerprint_hex(of_call(p.origin, Some(&record.shaken))));
-                self.late.push(Box::from(key));
-                out.push(record);
-            }
-            None => {
-                if table.set_shaken(key, verdict) {
-                    self.landed.push(Box::from(key));
-                }
-            }
-        }
+        self.done.push((Box::from(key), verdict));
     }
 }
 
 #[cfg(test)]
 #[path = "verification_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -53,13 +53,22 @@ impl Default for VerifyPolicy {
     }
 }
 
-/// The numbers an INVITE presents, canonicalized by the one TN canonicalizer.
-#[derive(Clone, Copy, Debug, Default)]
+/// The numbers an initial INVITE presents, canonicalized by the one TN canonicalizer (the
+/// dialog keeps them for the record, verification matches the PASSporT against them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CallNumbers {
-    /// P-Asserted-Identity, else From.
+    /// P-Asserted-Identity (first entry with a number), else From.
     pub orig: Option<Tn>,
     /// Request-URI and To: dest.tn must contain one of them.
-    pub dest: [Option<Tn>; 2],
+    pub ruri: Option<Tn>,
+    pub to: Option<Tn>,
+}
+
+impl CallNumbers {
+    /// The called number a record shows: the Request-URI's, else To's.
+    pub fn dest(&self) -> Option<Tn> {
+        self.ruri.or(self.to)
+    }
 }
 
 /// One Identity header on its way through the steps.
@@ -274,15 +283,11 @@ fn match_numbers(p: &Passport, numbers: &CallNumbers) -> Result<(), Failure> {
         .iter()
         .filter_map(|t| canonicalize(t.as_bytes()))
         .collect();
-    if numbers.dest.iter().flatten().any(|d| claimed.contains(d)) {
+    let called = [numbers.ruri, numbers.to];
+    if called.iter().flatten().any(|d| claimed.contains(d)) {
         return Ok(());
     }
-    let presented: Vec<String> = numbers
-        .dest
-        .iter()
-        .flatten()
-        .map(|t| t.to_string())
-        .collect();
+    let presented: Vec<String> = called.iter().flatten().map(|t| t.to_string()).collect();
     Err(invalid(format!(
         "dest.tn {:?} does not contain the called number {}",
         p.dest_tns,
@@ -353,7 +358,8 @@ mod tests {
     fn numbers() -> CallNumbers {
         CallNumbers {
             orig: canonicalize(b"+12025550143"),
-            dest: [canonicalize(b"+13035550177"), None],
+            ruri: canonicalize(b"+13035550177"),
+            to: None,
         }
     }
 
