@@ -12,5 +12,6 @@ pub mod db;
 pub mod error;
 pub mod providers;
 pub mod server;
+pub mod traceback;
 
 pub use error::CollectorError;
