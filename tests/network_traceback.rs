@@ -448,4 +448,63 @@ fn campaign_calls_are_traced_across_carriers_and_the_sensorless_hop_answers_or_m
         states.iter().filter(|s| **s == "answered").count(),
         answered.len()
     );
+
+    // The non-cooperative list names delta (and only delta), with the reason, in JSON and CSV.
+    let (s, nc) = call(&col, "GET", "/v1/providers/noncooperative", ADMIN, None);
+    assert_eq!(s, 200, "{nc}");
+    let named: Vec<&Value> = nc["providers"].as_array().unwrap().iter().collect();
+    assert_eq!(named.len(), 1, "{nc}");
+    assert_eq!(named[0]["provider"], delta.as_str());
+    assert_eq!(named[0]["requests_never_answered"], 1);
+    assert!(
+        named[0]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("missed the deadline"),
+        "{nc}"
+    );
+    let (s, csv) = common::http(
+        col.addr,
+        "GET",
+        "/v1/providers/noncooperative?format=csv",
+        Some(ADMIN),
+        None,
+        "",
+    );
+    assert_eq!(s, 200);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(
+        lines[1].starts_with(&format!("\"{delta}\",\"7505\",1,0,{},", answered.len())),
+        "{csv}"
+    );
+    // Scorecards by OCN: delta's requests; the campaigns' origins as originators.
+    let (s, card) = call(&col, "GET", "/v1/providers/7505/scorecard", ADMIN, None);
+    assert_eq!(s, 200, "{card}");
+    assert_eq!(card["requests_answered_in_time"], answered.len());
+    assert_eq!(card["as_intermediate"], answered.len());
+    let bravo = samples
+        .iter()
+        .filter(|c| c["origin"] == "orig-bravo")
+        .count();
+    let (_, card) = call(
+        &col,
+        "GET",
+        "/v1/providers/orig-bravo/scorecard",
+        ADMIN,
+        None,
+    );
+    assert!(card["as_originator"].as_u64().unwrap() >= 1, "{card}");
+    assert!(
+        card["as_originator"].as_u64().unwrap() <= bravo as u64,
+        "{card}"
+    );
+    let (s, _) = call(
+        &col,
+        "GET",
+        "/v1/providers/noncooperative",
+        &portal[&delta],
+        None,
+    );
+    assert_eq!(s, 401, "a provider's token reads no scorecards");
 }

@@ -19,7 +19,7 @@ use axum::{Json, Router};
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use serde::{Deserialize, Serialize};
 use shaken_httpd::{BearerGuard, HttpdMetrics, LimitedBody, RateLimitedLog};
-use shaken_wire::{RecordHead, RecordKind};
+use shaken_wire::{RecordHead, RecordKind, Timestamp};
 use std::borrow::Cow;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -224,6 +224,8 @@ pub fn router(db: Db, settings: Settings) -> (Router, HttpdMetrics) {
     let traceback_routes = Router::new()
         .route("/v1/tracebacks", post(start_traceback))
         .route("/v1/tracebacks/:id", get(get_traceback))
+        .route("/v1/providers/noncooperative", get(noncooperative))
+        .route("/v1/providers/:name/scorecard", get(scorecard))
         .route_layer(guard(false));
     // Requests: the analyst, or a provider by its portal token or one of its sensor tokens.
     let mut provider_guard = BearerGuard::new(
@@ -695,6 +697,71 @@ async fn answer_request(
     })
     .await?;
     Ok(Json(view).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WindowParams {
+    /// Days back from now (default 90, at most 3650).
+    days: Option<u32>,
+    /// `csv` for CSV (noncooperative only); JSON otherwise.
+    format: Option<String>,
+}
+
+async fn cards(
+    app: &App,
+    params: Result<Query<WindowParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<(Vec<traceback::Scorecard>, Option<String>), CollectorError> {
+    let Ok(Query(p)) = params else {
+        return Err(CollectorError::BadJson(
+            "days must be a whole number; format csv or json".into(),
+        ));
+    };
+    let days = i64::from(p.days.unwrap_or(90).min(3650));
+    let clock = app.clock.clone();
+    let cards = with_db(app, move |c| {
+        let now = clock();
+        traceback::scorecards(c, Timestamp(now.micros() - days * 86_400_000_000), now)
+    })
+    .await?;
+    Ok((cards, p.format))
+}
+
+/// `GET /v1/providers/noncooperative[?days=N&format=csv]`: the providers that missed or were
+/// late with traceback requests in the window, each with its reasons.
+async fn noncooperative(
+    State(app): State<Arc<App>>,
+    params: Result<Query<WindowParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, CollectorError> {
+    let (cards, format) = cards(&app, params).await?;
+    if format.as_deref() == Some("csv") {
+        return Ok((
+            [(header::CONTENT_TYPE, "text/csv")],
+            traceback::noncooperative_csv(&cards),
+        )
+            .into_response());
+    }
+    let bad: Vec<_> = cards
+        .into_iter()
+        .filter(|c| !c.reasons.is_empty())
+        .collect();
+    Ok(Json(serde_json::json!({ "providers": bad })).into_response())
+}
+
+/// `GET /v1/providers/{name or OCN}/scorecard[?days=N]`.
+async fn scorecard(
+    State(app): State<Arc<App>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    params: Result<Query<WindowParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, CollectorError> {
+    let (cards, _) = cards(&app, params).await?;
+    match cards
+        .into_iter()
+        .find(|c| c.provider == name || c.ocns.contains(&name))
+    {
+        Some(c) => Ok(Json(c).into_response()),
+        None => Err(traceback::TracebackError::NotFound("provider").into()),
+    }
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
