@@ -316,6 +316,11 @@ fn campaign_calls_are_traced_across_carriers_and_the_sensorless_hop_answers_or_m
         }
     }
     assert!(complete >= 5, "{complete} complete");
+    let (_, metrics) = common::http(col.addr, "GET", "/metrics", None, None, "");
+    for (status, n) in [("complete", complete), ("awaiting", awaiting.len())] {
+        let line = format!("shaken_collector_tracebacks_total{{status=\"{status}\"}} {n}");
+        assert!(metrics.lines().any(|l| l == line), "no {line}: {metrics}");
+    }
     assert!(awaiting.len() >= 5, "{} awaiting", awaiting.len());
 
     // A sensor token cannot start a traceback (only the analyst's token is taken there: 401);

@@ -67,6 +67,8 @@ struct CollectorMetrics {
     batches: IntCounterVec,
     key_conflicts: IntCounter,
     provider_mismatch: IntCounterVec,
+    tracebacks: IntCounterVec,
+    candidates_capped: IntCounter,
 }
 
 impl CollectorMetrics {
@@ -119,8 +121,29 @@ impl CollectorMetrics {
                 .register(Box::new(c.clone()))
                 .expect("metric registered once");
         }
+        let tracebacks = IntCounterVec::new(
+            Opts::new(
+                "shaken_collector_tracebacks_total",
+                "Tracebacks started, by status after their first resolution (complete, awaiting, unregistered_upstream, loop, too_long)",
+            ),
+            &["status"],
+        )
+        .expect("static metric definition");
+        let candidates_capped = IntCounter::new(
+            "shaken_collector_traceback_candidates_capped_total",
+            "Traceback hop lookups that found more records of one orig/dest pair than they read (64)",
+        )
+        .expect("static metric definition");
+        registry
+            .register(Box::new(tracebacks.clone()))
+            .expect("metric registered once");
+        registry
+            .register(Box::new(candidates_capped.clone()))
+            .expect("metric registered once");
         CollectorMetrics {
             registry,
+            tracebacks,
+            candidates_capped,
             ingested,
             duplicates,
             batches,
@@ -130,6 +153,11 @@ impl CollectorMetrics {
     }
 
     fn render(&self) -> String {
+        // The traceback module counts capped lookups in a static (it has no metrics handle).
+        let capped = traceback::CANDIDATES_CAPPED.load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(d) = capped.checked_sub(self.candidates_capped.get()) {
+            self.candidates_capped.inc_by(d);
+        }
         let mut buf = String::new();
         if prometheus::TextEncoder::new()
             .encode_utf8(&self.registry.gather(), &mut buf)
@@ -642,6 +670,10 @@ async fn start_traceback(
         traceback::get(c, id, now)
     })
     .await?;
+    app.metrics
+        .tracebacks
+        .with_label_values(&[view.status.as_str()])
+        .inc();
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 

@@ -30,6 +30,9 @@ pub const MAX_HOPS: usize = 16;
 /// Records of one call read per hop at most (one call per leg; more means a flood of the
 /// same orig/dest pair in the window).
 pub const MAX_CANDIDATES: u32 = 64;
+/// Lookups that hit [`MAX_CANDIDATES`] (the rest of the pair's records were not read), for
+/// `shaken_collector_traceback_candidates_capped_total`.
+pub static CANDIDATES_CAPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// The schema version of this module's tables (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = 1;
 
@@ -259,7 +262,17 @@ fn find_record(
     )?;
     let mut rows = q.query(params![dest, orig, provider, MAX_CANDIDATES])?;
     let mut best: Option<(bool, i64, Found)> = None;
+    let mut read = 0u32;
     while let Some(row) = rows.next()? {
+        read += 1;
+        if read == MAX_CANDIDATES {
+            CANDIDATES_CAPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                orig,
+                dest,
+                "traceback: more records of one call pair than read"
+            );
+        }
         let body: String = row.get(1)?;
         // A stored body the rule cannot read is no evidence (ingest validated it as JSON).
         let Ok(h) = serde_json::from_str::<HopBody>(&body) else {
