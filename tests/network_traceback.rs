@@ -512,4 +512,32 @@ fn campaign_calls_are_traced_across_carriers_and_the_sensorless_hop_answers_or_m
         None,
     );
     assert_eq!(s, 401, "a provider's token reads no scorecards");
+
+    // The CLI reads the same tracebacks and requests from the database.
+    let shown: Value =
+        serde_json::from_str(&cli(&db, &["traceback", "show", "--id", &id.to_string()])).unwrap();
+    assert_eq!(shown["status"], "non_responsive");
+    assert_eq!(shown["hops"], tb["hops"]);
+    let listed = cli(&db, &["traceback", "requests", "--all"]);
+    assert_eq!(listed.lines().count(), awaiting.len(), "{listed}");
+    assert_eq!(cli(&db, &["traceback", "requests"]), "", "none open");
+    let (c, _) = &answered[0];
+    let again: Value = serde_json::from_str(&cli(
+        &db,
+        &[
+            "traceback",
+            "start",
+            "--orig",
+            c["orig_tn"].as_str().unwrap(),
+            "--dest",
+            c["dest_tn"].as_str().unwrap(),
+            "--at",
+            c["first_invite_at"].as_str().unwrap(),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        again["status"], "awaiting",
+        "a new traceback asks delta again: {again}"
+    );
 }
