@@ -530,6 +530,11 @@ pub fn answer(
         return Err(TracebackError::Answered);
     }
     let (up, text) = match (a.upstream_ocn.as_deref(), a.origin.as_deref()) {
+        (Some(o), None)
+            if o.is_empty() || o.len() > 8 || !o.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            return Err(invalid("upstream_ocn", "an OCN: 1 to 8 letters or digits"))
+        }
         (Some(o), None) => (
             classify(Some("answer"), Some(o), |o| {
                 provider_by_ocn(&tx, o).ok().flatten()
@@ -1033,6 +1038,17 @@ mod tests {
         assert!(matches!(
             answer(c, rid, Some(n.ids[2]), &bad, tuning, Timestamp(T0)),
             Err(TracebackError::Invalid { .. })
+        ));
+        let empty = Answer {
+            upstream_ocn: Some(String::new()),
+            origin: None,
+        };
+        assert!(matches!(
+            answer(c, rid, Some(n.ids[2]), &empty, tuning, Timestamp(T0)),
+            Err(TracebackError::Invalid {
+                field: "upstream_ocn",
+                ..
+            })
         ));
         answer(c, rid, Some(n.ids[2]), &a, tuning, Timestamp(T0 + 1)).unwrap();
         let v = get(c, id, Timestamp(T0 + 2)).unwrap();
