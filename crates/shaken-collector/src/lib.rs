@@ -12,6 +12,7 @@
 pub mod db;
 pub mod error;
 pub mod providers;
+pub mod scorecard;
 pub mod server;
 pub mod traceback;
 

@@ -743,7 +743,7 @@ struct WindowParams {
 async fn cards(
     app: &App,
     params: Result<Query<WindowParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<(Vec<traceback::Scorecard>, Option<String>), CollectorError> {
+) -> Result<(Vec<crate::scorecard::Scorecard>, Option<String>), CollectorError> {
     let Ok(Query(p)) = params else {
         return Err(CollectorError::BadJson(
             "days must be a whole number; format csv or json".into(),
@@ -753,7 +753,7 @@ async fn cards(
     let clock = app.clock.clone();
     let cards = with_db(app, move |c| {
         let now = clock();
-        traceback::scorecards(c, Timestamp(now.micros() - days * 86_400_000_000), now)
+        crate::scorecard::scorecards(c, Timestamp(now.micros() - days * 86_400_000_000), now)
     })
     .await?;
     Ok((cards, p.format))
@@ -769,7 +769,7 @@ async fn noncooperative(
     if format.as_deref() == Some("csv") {
         return Ok((
             [(header::CONTENT_TYPE, "text/csv")],
-            traceback::noncooperative_csv(&cards),
+            crate::scorecard::noncooperative_csv(&cards),
         )
             .into_response());
     }
