@@ -142,6 +142,7 @@ impl Db {
         ))
         .map_err(err)?;
         migrate(&conn).map_err(err)?;
+        crate::traceback::migrate(&conn).map_err(err)?;
         Ok(Db { conn })
     }
 
@@ -212,6 +213,15 @@ impl Db {
             Some(p) => Ok(Some(Db::open_with(Path::new(p), Synchronous::default())?)),
             None => Ok(None),
         }
+    }
+
+    /// The connection, for the traceback module's queries (`crate::traceback`).
+    pub fn conn(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    pub fn conn_ref(&self) -> &Connection {
+        &self.conn
     }
 
     pub fn add_provider(&mut self, p: &NewProvider) -> Result<i64, ProviderError> {

@@ -65,6 +65,8 @@ pub enum CollectorError {
     },
     #[error(transparent)]
     Provider(#[from] crate::providers::ProviderError),
+    #[error(transparent)]
+    Traceback(#[from] crate::traceback::TracebackError),
     /// A body the route could not take as JSON (axum's own explanation).
     #[error("{0}")]
     BadJson(String),
@@ -80,6 +82,16 @@ impl CollectorError {
             KeyConflict => StatusCode::CONFLICT,
             WrongProvider { .. } => StatusCode::FORBIDDEN,
             Injected { status, .. } => *status,
+            Traceback(e) => {
+                use crate::traceback::TracebackError as T;
+                match e {
+                    T::Invalid { .. } => StatusCode::BAD_REQUEST,
+                    T::NoRecord { .. } | T::NotFound(_) => StatusCode::NOT_FOUND,
+                    T::NotYours => StatusCode::FORBIDDEN,
+                    T::Answered => StatusCode::CONFLICT,
+                    T::Db(_) | T::Provider(_) => StatusCode::SERVICE_UNAVAILABLE,
+                }
+            }
             // Storage: the sensor keeps the batch and retries.
             Db { .. } | Query(_) | Provider(_) => StatusCode::SERVICE_UNAVAILABLE,
             Task(_) | TokenFile { .. } | NoToken | Bind { .. } | Runtime(_) => {
@@ -111,12 +123,13 @@ impl IntoResponse for CollectorError {
                 line: Some(*line),
             },
             // Never the database's own words to a client.
-            CollectorError::Db { .. } | CollectorError::Query(_) | CollectorError::Provider(_) => {
-                ErrorBody {
-                    error: "storage failed".into(),
-                    line: None,
-                }
-            }
+            CollectorError::Db { .. }
+            | CollectorError::Query(_)
+            | CollectorError::Provider(_)
+            | CollectorError::Traceback(crate::traceback::TracebackError::Db(_)) => ErrorBody {
+                error: "storage failed".into(),
+                line: None,
+            },
             _ => ErrorBody {
                 error: self.to_string(),
                 line: None,

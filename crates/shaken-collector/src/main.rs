@@ -6,6 +6,7 @@ use clap::Parser;
 use shaken_collector::db::{Db, Synchronous};
 use shaken_collector::providers::{Flag, NewProvider};
 use shaken_collector::server::{router, Faults, Settings};
+use shaken_collector::traceback;
 use shaken_collector::CollectorError;
 use shaken_httpd::Limits;
 use std::io::Write;
@@ -88,6 +89,14 @@ struct Cli {
     /// Tests: wait this long before answering each ingest request.
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
+    /// Traceback: a provider's CallRecord matches the subject call within this many seconds
+    /// of its `at`.
+    #[arg(long, default_value_t = 5)]
+    traceback_window_s: u32,
+    /// Traceback: seconds a provider without a record of the call has to answer its request
+    /// before the hop is marked non-responsive (the FCC's 24 hours by default; tests use a few).
+    #[arg(long, default_value_t = 86_400)]
+    request_deadline_s: u32,
     /// Tests: serve GET/POST /admin/faults to change the faults at run time (no auth: tests only).
     #[arg(long)]
     test_faults: bool,
@@ -101,6 +110,35 @@ enum Command {
     /// The provider registry (in the --db database): providers, their OCNs and sensor tokens.
     #[command(subcommand)]
     Provider(ProviderCommand),
+    /// Automated traceback (in the --db database; the same as the HTTP API).
+    #[command(subcommand)]
+    Traceback(TracebackCommand),
+}
+
+#[derive(clap::Subcommand)]
+enum TracebackCommand {
+    /// Trace a call and print the chain as JSON.
+    Start {
+        /// Calling TN, canonical (digits only).
+        #[arg(long)]
+        orig: String,
+        /// Called TN, canonical.
+        #[arg(long)]
+        dest: String,
+        /// When the call was placed (RFC 3339).
+        #[arg(long)]
+        at: String,
+    },
+    /// Print a traceback as JSON.
+    Show {
+        #[arg(long)]
+        id: i64,
+    },
+    /// Print the traceback requests (open ones unless --all), one JSON object a line.
+    Requests {
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -124,6 +162,12 @@ enum ProviderCommand {
     },
     /// Print every provider, one JSON object a line.
     List,
+    /// Issue the provider's portal token (lists and answers its traceback requests; only its
+    /// hash is kept; the previous one stops working) and print it.
+    PortalToken {
+        #[arg(long)]
+        provider: String,
+    },
     /// Issue a token for one sensor of a provider and print it (only its hash is kept; a
     /// sensor that had a token gets a new one and the old one stops working at once).
     Token {
@@ -148,6 +192,7 @@ fn main() -> ExitCode {
     let done = match cli.command.take() {
         None => serve(cli),
         Some(Command::Provider(p)) => provider(&cli.db, p),
+        Some(Command::Traceback(t)) => run_traceback(&cli, t),
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,
@@ -183,17 +228,56 @@ fn provider(db: &Path, cmd: ProviderCommand) -> Result<(), CollectorError> {
         }
         ProviderCommand::List => {
             for p in db.providers()? {
-                let line = serde_json::to_string(&p)
-                    .map_err(|e| CollectorError::Runtime(std::io::Error::other(e.to_string())))?;
-                print(&mut out, line)?;
+                print(&mut out, to_json(&p)?)?;
             }
             Ok(())
+        }
+        ProviderCommand::PortalToken { provider } => {
+            let now = traceback::system_clock()();
+            let token = traceback::issue_provider_token(db.conn(), &provider, now)?;
+            print(&mut out, token)
         }
         ProviderCommand::Token { provider, sensor } => {
             let token = db.issue_token(&provider, &sensor)?;
             print(&mut out, token)
         }
     }
+}
+
+fn tuning(cli: &Cli) -> traceback::Tuning {
+    traceback::Tuning {
+        window_us: i64::from(cli.traceback_window_s) * 1_000_000,
+        deadline_us: i64::from(cli.request_deadline_s) * 1_000_000,
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, CollectorError> {
+    serde_json::to_string(v)
+        .map_err(|e| CollectorError::Runtime(std::io::Error::other(e.to_string())))
+}
+
+fn run_traceback(cli: &Cli, cmd: TracebackCommand) -> Result<(), CollectorError> {
+    let mut db = Db::open(&cli.db)?;
+    let now = traceback::system_clock()();
+    let mut lines = Vec::new();
+    match cmd {
+        TracebackCommand::Start { orig, dest, at } => {
+            let s = traceback::Subject { orig, dest, at };
+            let id = traceback::start(db.conn(), &s, tuning(cli), now)?;
+            lines.push(to_json(&traceback::get(db.conn(), id, now)?)?);
+        }
+        TracebackCommand::Show { id } => lines.push(to_json(&traceback::get(db.conn(), id, now)?)?),
+        TracebackCommand::Requests { all } => {
+            for r in traceback::requests(db.conn(), None, all, now)? {
+                lines.push(to_json(&r)?);
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    for l in lines {
+        writeln!(out, "{l}").map_err(CollectorError::Runtime)?;
+    }
+    Ok(())
 }
 
 fn serve(cli: Cli) -> Result<(), CollectorError> {
@@ -243,6 +327,8 @@ fn serve(cli: Cli) -> Result<(), CollectorError> {
             reject_next: cli.reject_next,
             delay_ms: cli.delay_ms,
         },
+        tuning: tuning(&cli),
+        clock: traceback::system_clock(),
     };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

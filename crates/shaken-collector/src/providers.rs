@@ -120,7 +120,7 @@ fn invalid(field: &'static str, problem: impl Into<String>) -> ProviderError {
     }
 }
 
-fn sha256_hex(data: &[u8]) -> String {
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
     sha2::Sha256::digest(data)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -273,18 +273,8 @@ pub fn issue_token(
     sensor: &str,
 ) -> Result<String, ProviderError> {
     check_text("sensor", sensor, 256)?;
-    let mut raw = [0u8; 32];
-    getrandom::fill(&mut raw).map_err(|e| ProviderError::Random(e.to_string()))?;
-    let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
     let tx = conn.transaction()?;
-    let id: i64 = tx
-        .query_row(
-            "SELECT id FROM providers WHERE name = ?1",
-            [provider],
-            |r| r.get(0),
-        )
-        .optional()?
-        .ok_or_else(|| ProviderError::UnknownProvider(provider.to_string()))?;
+    let (token, id) = new_token_for(&tx, provider)?;
     let owner: Option<(i64, String)> = tx
         .query_row(
             "SELECT p.id, p.name FROM sensor_tokens t JOIN providers p ON p.id = t.provider_id WHERE t.sensor_id = ?1",
@@ -310,6 +300,25 @@ pub fn issue_token(
     )?;
     tx.commit()?;
     Ok(token)
+}
+
+/// A new random token (64 hex digits) and the id of the provider named `provider`.
+pub(crate) fn new_token_for(
+    tx: &rusqlite::Transaction,
+    provider: &str,
+) -> Result<(String, i64), ProviderError> {
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|e| ProviderError::Random(e.to_string()))?;
+    let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let id: i64 = tx
+        .query_row(
+            "SELECT id FROM providers WHERE name = ?1",
+            [provider],
+            |r| r.get(0),
+        )
+        .optional()?
+        .ok_or_else(|| ProviderError::UnknownProvider(provider.to_string()))?;
+    Ok((token, id))
 }
 
 /// Who `token` stands for, if it was issued (looked up by its hash: the comparison never

@@ -10,6 +10,7 @@
 use crate::db::{Db, Incoming, Stored};
 use crate::error::CollectorError;
 use crate::providers::SensorPrincipal;
+use crate::traceback::{self, Answer, Clock, Subject, Tuning};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +19,7 @@ use axum::{Json, Router};
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use serde::{Deserialize, Serialize};
 use shaken_httpd::{BearerGuard, HttpdMetrics, LimitedBody, RateLimitedLog};
-use shaken_wire::{RecordHead, RecordKind};
+use shaken_wire::{RecordHead, RecordKind, Timestamp};
 use std::borrow::Cow;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -53,6 +54,10 @@ pub struct Settings {
     /// Serve POST/GET /admin/faults (tests only).
     pub test_faults: bool,
     pub faults: Faults,
+    /// Traceback record window and request deadline.
+    pub tuning: Tuning,
+    /// The one clock of tracebacks and request deadlines.
+    pub clock: Clock,
 }
 
 struct CollectorMetrics {
@@ -62,6 +67,8 @@ struct CollectorMetrics {
     batches: IntCounterVec,
     key_conflicts: IntCounter,
     provider_mismatch: IntCounterVec,
+    tracebacks: IntCounterVec,
+    candidates_capped: IntCounter,
 }
 
 impl CollectorMetrics {
@@ -114,8 +121,29 @@ impl CollectorMetrics {
                 .register(Box::new(c.clone()))
                 .expect("metric registered once");
         }
+        let tracebacks = IntCounterVec::new(
+            Opts::new(
+                "shaken_collector_tracebacks_total",
+                "Tracebacks started, by status after their first resolution (complete, awaiting, unregistered_upstream, loop, too_long)",
+            ),
+            &["status"],
+        )
+        .expect("static metric definition");
+        let candidates_capped = IntCounter::new(
+            "shaken_collector_traceback_candidates_capped_total",
+            "Traceback hop lookups that found more records of one orig/dest pair than they read (64)",
+        )
+        .expect("static metric definition");
+        registry
+            .register(Box::new(tracebacks.clone()))
+            .expect("metric registered once");
+        registry
+            .register(Box::new(candidates_capped.clone()))
+            .expect("metric registered once");
         CollectorMetrics {
             registry,
+            tracebacks,
+            candidates_capped,
             ingested,
             duplicates,
             batches,
@@ -125,6 +153,11 @@ impl CollectorMetrics {
     }
 
     fn render(&self) -> String {
+        // The traceback module counts capped lookups in a static (it has no metrics handle).
+        let capped = traceback::CANDIDATES_CAPPED.load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(d) = capped.checked_sub(self.candidates_capped.get()) {
+            self.candidates_capped.inc_by(d);
+        }
         let mut buf = String::new();
         if prometheus::TextEncoder::new()
             .encode_utf8(&self.registry.gather(), &mut buf)
@@ -144,7 +177,14 @@ struct App {
     faults: Mutex<Faults>,
     metrics: CollectorMetrics,
     log: RateLimitedLog,
+    tuning: Tuning,
+    clock: Clock,
 }
+
+/// The provider a portal or sensor token stands for on the request routes (the configured
+/// token, the ITG analyst's, has none and sees every request).
+#[derive(Clone, Copy, Debug)]
+struct ProviderPrincipal(i64);
 
 /// The collector's routes, and the HTTP layer's metrics (registered in the same registry, for
 /// [`shaken_httpd::serve`]).
@@ -158,6 +198,8 @@ pub fn router(db: Db, settings: Settings) -> (Router, HttpdMetrics) {
         faults: Mutex::new(settings.faults),
         metrics: CollectorMetrics::new(),
         log: RateLimitedLog::new(Duration::from_secs(10)),
+        tuning: settings.tuning,
+        clock: settings.clock.clone(),
     });
     let httpd_metrics = HttpdMetrics::register(&app.metrics.registry, "shaken_collector");
     // Sensor tokens from the provider registry, looked up on a connection of their own so a
@@ -206,9 +248,55 @@ pub fn router(db: Db, settings: Settings) -> (Router, HttpdMetrics) {
             get(|s, q| list(s, q, RecordKind::Detection)),
         )
         .route_layer(guard(false));
+    // Tracebacks: the ITG analyst (the configured token) only.
+    let traceback_routes = Router::new()
+        .route("/v1/tracebacks", post(start_traceback))
+        .route("/v1/tracebacks/:id", get(get_traceback))
+        .route("/v1/providers/noncooperative", get(noncooperative))
+        .route("/v1/providers/:name/scorecard", get(scorecard))
+        .route_layer(guard(false));
+    // Requests: the analyst, or a provider by its portal token or one of its sensor tokens.
+    let mut provider_guard = BearerGuard::new(
+        Some(settings.token.clone()),
+        "--token",
+        httpd_metrics.clone(),
+    );
+    if let Some(tokens) = tokens.clone() {
+        provider_guard.issued = Some(Box::new(
+            move |token: &str, ext: &mut axum::http::Extensions| {
+                let db = tokens.lock().unwrap_or_else(|p| p.into_inner());
+                let found = traceback::lookup_provider_token(db.conn_ref(), token)
+                    .map_err(crate::providers::ProviderError::from)
+                    .and_then(|p| match p {
+                        Some(p) => Ok(Some(p)),
+                        None => db.lookup_token(token).map(|s| s.map(|s| s.provider_id)),
+                    });
+                match found {
+                    Ok(Some(p)) => {
+                        ext.insert(ProviderPrincipal(p));
+                        true
+                    }
+                    Ok(None) => false,
+                    Err(e) => {
+                        tracing::error!(error = %e, "collector: token lookup failed");
+                        false
+                    }
+                }
+            },
+        ));
+    }
+    let request_routes = Router::new()
+        .route("/v1/requests", get(list_requests))
+        .route("/v1/requests/:id/answer", post(answer_request))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::new(provider_guard),
+            shaken_httpd::auth::require,
+        ));
     let mut r = Router::new()
         .merge(ingest_routes)
         .merge(read_routes)
+        .merge(traceback_routes)
+        .merge(request_routes)
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }));
     if test_faults {
@@ -539,6 +627,172 @@ async fn list(
             tracing::error!(error = %e, "collector: reading a page failed");
             Err(e)
         }
+    }
+}
+
+/// Runs `f` on the database off the async workers.
+async fn with_db<T: Send + 'static>(
+    app: &App,
+    f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, traceback::TracebackError> + Send + 'static,
+) -> Result<T, CollectorError> {
+    let db = app.db.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        let mut db = db.lock().unwrap_or_else(|p| p.into_inner());
+        f(db.conn())
+    })
+    .await
+    .map_err(|_| CollectorError::Task("traceback"))?;
+    r.map_err(|e| {
+        if let traceback::TracebackError::Db(err) = &e {
+            tracing::error!(error = %err, "collector: traceback storage failed");
+        }
+        CollectorError::from(e)
+    })
+}
+
+fn json_body<T>(
+    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, CollectorError> {
+    body.map(|Json(b)| b)
+        .map_err(|e| CollectorError::BadJson(e.body_text()))
+}
+
+/// `POST /v1/tracebacks {orig, dest, at}`: resolved as far as the records go, 201 and the chain.
+async fn start_traceback(
+    State(app): State<Arc<App>>,
+    body: Result<Json<Subject>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, CollectorError> {
+    let s = json_body(body)?;
+    let (tuning, clock) = (app.tuning, app.clock.clone());
+    let view = with_db(&app, move |c| {
+        let now = clock();
+        let id = traceback::start(c, &s, tuning, now)?;
+        traceback::get(c, id, now)
+    })
+    .await?;
+    app.metrics
+        .tracebacks
+        .with_label_values(&[view.status.as_str()])
+        .inc();
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+async fn get_traceback(
+    State(app): State<Arc<App>>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+) -> Result<Response, CollectorError> {
+    let clock = app.clock.clone();
+    let view = with_db(&app, move |c| traceback::get(c, id, clock())).await?;
+    Ok(Json(view).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestParams {
+    /// Answered and missed requests too, not only open ones.
+    #[serde(default)]
+    all: bool,
+}
+
+/// `GET /v1/requests`: the caller's provider's requests (every provider's for the analyst).
+async fn list_requests(
+    State(app): State<Arc<App>>,
+    who: Option<axum::Extension<ProviderPrincipal>>,
+    params: Result<Query<RequestParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, CollectorError> {
+    let Ok(Query(p)) = params else {
+        return Err(CollectorError::BadJson("all must be true or false".into()));
+    };
+    let provider = who.map(|w| w.0 .0);
+    let clock = app.clock.clone();
+    let list = with_db(&app, move |c| {
+        traceback::requests(c, provider, p.all, clock())
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "requests": list })).into_response())
+}
+
+/// `POST /v1/requests/{id}/answer {upstream_ocn | origin: "customer"}`: the traceback after it.
+async fn answer_request(
+    State(app): State<Arc<App>>,
+    who: Option<axum::Extension<ProviderPrincipal>>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    body: Result<Json<Answer>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, CollectorError> {
+    let a = json_body(body)?;
+    let provider = who.map(|w| w.0 .0);
+    let (tuning, clock) = (app.tuning, app.clock.clone());
+    let view = with_db(&app, move |c| {
+        let now = clock();
+        let tb = traceback::answer(c, id, provider, &a, tuning, now)?;
+        traceback::get(c, tb, now)
+    })
+    .await?;
+    Ok(Json(view).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WindowParams {
+    /// Days back from now (default 90, at most 3650).
+    days: Option<u32>,
+    /// `csv` for CSV (noncooperative only); JSON otherwise.
+    format: Option<String>,
+}
+
+async fn cards(
+    app: &App,
+    params: Result<Query<WindowParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<(Vec<crate::scorecard::Scorecard>, Option<String>), CollectorError> {
+    let Ok(Query(p)) = params else {
+        return Err(CollectorError::BadJson(
+            "days must be a whole number; format csv or json".into(),
+        ));
+    };
+    let days = i64::from(p.days.unwrap_or(90).min(3650));
+    let clock = app.clock.clone();
+    let cards = with_db(app, move |c| {
+        let now = clock();
+        crate::scorecard::scorecards(c, Timestamp(now.micros() - days * 86_400_000_000), now)
+    })
+    .await?;
+    Ok((cards, p.format))
+}
+
+/// `GET /v1/providers/noncooperative[?days=N&format=csv]`: the providers that missed or were
+/// late with traceback requests in the window, each with its reasons.
+async fn noncooperative(
+    State(app): State<Arc<App>>,
+    params: Result<Query<WindowParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, CollectorError> {
+    let (cards, format) = cards(&app, params).await?;
+    if format.as_deref() == Some("csv") {
+        return Ok((
+            [(header::CONTENT_TYPE, "text/csv")],
+            crate::scorecard::noncooperative_csv(&cards),
+        )
+            .into_response());
+    }
+    let bad: Vec<_> = cards
+        .into_iter()
+        .filter(|c| !c.reasons.is_empty())
+        .collect();
+    Ok(Json(serde_json::json!({ "providers": bad })).into_response())
+}
+
+/// `GET /v1/providers/{name or OCN}/scorecard[?days=N]`.
+async fn scorecard(
+    State(app): State<Arc<App>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    params: Result<Query<WindowParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, CollectorError> {
+    let (cards, _) = cards(&app, params).await?;
+    match cards
+        .into_iter()
+        .find(|c| c.provider == name || c.ocns.contains(&name))
+    {
+        Some(c) => Ok(Json(c).into_response()),
+        None => Err(traceback::TracebackError::NotFound("provider").into()),
     }
 }
 
