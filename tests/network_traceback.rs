@@ -211,10 +211,9 @@ fn campaign_calls_are_traced_across_carriers_and_the_sensorless_hop_answers_or_m
         let dir = net.join("providers").join(name);
         let mut cfg = std::fs::read_to_string(dir.join("sensor.toml")).unwrap();
         assert!(!cfg.contains("[push]"));
-        // Detection off: DetectionEvents carry no sensor_id yet, so the collector refuses a
-        // batch holding one under a sensor token (403) and the replay would wait out its drain.
+        // Detection on (the default): DetectionEvents go up under the sensor's token too.
         cfg.push_str(&format!(
-            "\n[detect]\nenabled = false\n[push]\nenabled = true\nurl = \"http://{addr}\"\nallow_http = true\ntoken = \"{token}\"\n\
+            "\n[push]\nenabled = true\nurl = \"http://{addr}\"\nallow_http = true\ntoken = \"{token}\"\n\
              spool_dir = \"{}\"\nbackoff_initial_ms = 50\nbackoff_max_ms = 400\ndrain_timeout_s = 60\n",
             dir.join("spool").display()
         ));
@@ -260,6 +259,22 @@ fn campaign_calls_are_traced_across_carriers_and_the_sensorless_hop_answers_or_m
         after = page["next"].as_i64().unwrap();
     }
     assert_eq!(stored, legs, "one CallRecord per leg with a sensor");
+    // The campaigns the sensors detected arrived too: a DetectionEvent has no sensor_id, and the
+    // collector reads its sensor from its detection id for the token's provider check.
+    let (s, page) = call(&col, "GET", "/v1/detections?limit=1000", ADMIN, None);
+    assert_eq!(s, 200);
+    let detections = page["records"].as_array().unwrap();
+    assert!(
+        !detections.is_empty(),
+        "no DetectionEvent reached the collector"
+    );
+    let (_, metrics) = common::http(col.addr, "GET", "/metrics", None, None, "");
+    assert!(
+        !metrics.lines().any(
+            |l| l.starts_with("shaken_collector_provider_mismatch_total") && !l.ends_with(" 0")
+        ),
+        "a batch was refused: {metrics}"
+    );
 
     // Samples: five calls of each campaign (spread over it) and five background calls.
     let mut samples: Vec<&Value> = Vec::new();

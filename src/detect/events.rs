@@ -51,7 +51,13 @@ impl DetectionIds {
     }
 
     pub fn id(&self, n: u64) -> String {
-        format!("{}:det-{}-{n:06}", self.sensor, self.run)
+        // The collector reads the sensor back from the id (shaken_wire::RecordHead::sensor).
+        format!(
+            "{}{}{}-{n:06}",
+            self.sensor,
+            shaken_wire::DETECTION_ID_INFIX,
+            self.run
+        )
     }
 }
 

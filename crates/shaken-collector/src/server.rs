@@ -20,7 +20,6 @@ use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use serde::{Deserialize, Serialize};
 use shaken_httpd::{BearerGuard, HttpdMetrics, LimitedBody, RateLimitedLog};
 use shaken_wire::{RecordHead, RecordKind, Timestamp};
-use std::borrow::Cow;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -418,7 +417,7 @@ pub fn parse_lines(text: &[u8], max_line: usize) -> Result<Vec<Incoming>, Collec
         out.push(Incoming {
             record_id,
             kind: kind.as_str(),
-            sensor_id: head.sensor_id.map(Cow::into_owned),
+            sensor_id: head.sensor().map(str::to_string),
             body,
         });
     }
@@ -823,15 +822,19 @@ mod tests {
 
     #[test]
     fn lines_are_parsed_and_a_bad_one_is_named() {
-        let ok = b"{\"schema\":\"shaken-sensor/call/v1\",\"record_id\":\"a\",\"sensor_id\":\"s\"}\n\n{\"schema\":\"shaken-sensor/detection/v1\",\"detection_id\":\"d1\",\"state\":\"opened\",\"last_seen\":\"t\"}\n";
+        let ok = b"{\"schema\":\"shaken-sensor/call/v1\",\"record_id\":\"a\",\"sensor_id\":\"s\"}\n\n{\"schema\":\"shaken-sensor/detection/v1\",\"detection_id\":\"d1\",\"state\":\"opened\",\"last_seen\":\"t\"}\n{\"schema\":\"shaken-sensor/detection/v1\",\"detection_id\":\"edge:1:det-6b1-000001\",\"state\":\"closed\",\"last_seen\":\"t\"}\n";
         let recs = parse_lines(ok, 1 << 20).unwrap();
-        assert_eq!(recs.len(), 2);
+        assert_eq!(recs.len(), 3);
         assert_eq!((recs[0].record_id.as_str(), recs[0].kind), ("a", "call"));
         assert_eq!(recs[0].sensor_id.as_deref(), Some("s"));
         assert_eq!(
             (recs[1].record_id.as_str(), recs[1].kind),
             ("d1:opened:t", "detection")
         );
+        // A DetectionEvent has no sensor_id: its detection id names the sensor (so a sensor
+        // token's provider check applies to detections too).
+        assert_eq!(recs[1].sensor_id, None);
+        assert_eq!(recs[2].sensor_id.as_deref(), Some("edge:1"));
         let bad = b"{\"schema\":\"shaken-sensor/call/v1\",\"record_id\":\"a\"}\n{\"schema\":\"shaken-sensor/call/v1\"}\n";
         match parse_lines(bad, 1 << 20) {
             Err(CollectorError::BadLine { line, .. }) => assert_eq!(line, 2),

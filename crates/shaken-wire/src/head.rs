@@ -8,6 +8,9 @@
 use serde::Deserialize;
 use std::borrow::Cow;
 
+/// What separates the sensor from the rest of a detection id: `<sensor>:det-<run>-NNNNNN`.
+pub const DETECTION_ID_INFIX: &str = ":det-";
+
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 pub struct RecordHead<'a> {
     #[serde(borrow, default)]
@@ -31,5 +34,18 @@ impl RecordHead<'_> {
     /// The record's family from its `schema`, when it has a known one.
     pub fn kind(&self) -> Option<crate::RecordKind> {
         crate::RecordKind::of_schema(self.schema.as_deref()?)
+    }
+
+    /// The sensor that made the record: its `sensor_id`, or for a DetectionEvent (which has
+    /// none) the sensor its `detection_id` (`<sensor>:det-<run>-NNNNNN`) names.
+    pub fn sensor(&self) -> Option<&str> {
+        if let Some(s) = self.sensor_id.as_deref() {
+            return Some(s);
+        }
+        self.detection_id
+            .as_deref()?
+            .rsplit_once(DETECTION_ID_INFIX)
+            .map(|(sensor, _)| sensor)
+            .filter(|s| !s.is_empty())
     }
 }

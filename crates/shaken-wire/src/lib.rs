@@ -11,7 +11,7 @@ mod record;
 mod schema;
 mod time;
 
-pub use head::RecordHead;
+pub use head::{RecordHead, DETECTION_ID_INFIX};
 pub use record::*;
 pub use schema::{RecordKind, SchemaId, KNOWN as KNOWN_SCHEMAS};
 pub use time::{Timestamp, RFC3339_LEN};
